@@ -1,0 +1,1 @@
+//! Reading CPython `.pyc` files of any version, without a live interpreter.

@@ -1,0 +1,2 @@
+from spyglass import _native
+__version__ = _native.__version__

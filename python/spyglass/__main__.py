@@ -1,0 +1,4 @@
+from spyglass.cli import main
+import sys
+
+sys.exit(main())
