@@ -107,9 +107,19 @@ def cache_dir() -> Optional[str]:
     return d or None
 
 
+def _build_id() -> str:
+    """Identifies this build of the rewriter (a rebuilt extension must not
+    reuse code the previous build instrumented)."""
+    try:
+        st = os.stat(_native.__file__)
+        return f"{_native.__version__}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return _native.__version__
+
+
 def _cache_key(source: str, filename: str, mode: str, fingerprint: str) -> str:
     h = hashlib.sha256()
-    for part in (_native.__version__, sys.version, sys.implementation.cache_tag or "", mode, filename, fingerprint):
+    for part in (_build_id(), sys.version, sys.implementation.cache_tag or "", mode, filename, fingerprint):
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
     h.update(source.encode("utf-8", "surrogatepass"))

@@ -163,7 +163,7 @@ fn here<'py>(py: Python<'py>, k: usize) -> PyResult<Option<Here<'py>>> {
     // SAFETY: `code` is a live code object and we hold the GIL.
     let t = unsafe { table_of(code.as_ptr()) };
     let table_any = if t.is_null() {
-        let found = callbacks()?.table_for_code.bind(py).call1((&code,))?;
+        let found = with_headroom(|| callbacks()?.table_for_code.bind(py).call1((&code,)))?;
         if found.is_none() {
             return Ok(None);
         }
@@ -183,12 +183,28 @@ fn here<'py>(py: Python<'py>, k: usize) -> PyResult<Option<Here<'py>>> {
     let plan = match cached.cast::<SitePlan>() {
         Ok(p) if p.get().generation == gen => p.clone(),
         _ => {
-            let p = callbacks()?.plan_site.bind(py).call1((&table, k, gen))?.cast_into::<SitePlan>()?;
+            let p = with_headroom(|| callbacks()?.plan_site.bind(py).call1((&table, k, gen)))?.cast_into::<SitePlan>()?;
             plans.set_item(k, &p)?;
             p
         }
     };
     Ok(Some(Here { frame, table, plan }))
+}
+
+/// Runs `f` (which calls Python: handlers, plans) with room above the
+/// recursion limit, so that spyglass's own frames never make the user's code
+/// hit (or miss) a RecursionError it would not have otherwise.
+fn with_headroom<T>(f: impl FnOnce() -> T) -> T {
+    const HEADROOM: i32 = 200;
+    // SAFETY: plain reads/writes of the interpreter's recursion limit with the GIL held.
+    let limit = unsafe { ffi::Py_GetRecursionLimit() };
+    // SAFETY: as above.
+    unsafe { ffi::Py_SetRecursionLimit(limit.saturating_add(HEADROOM)) };
+    let out = f();
+    // SAFETY: as above; restores what the user had (a handler changing the
+    // limit itself is overridden, by design).
+    unsafe { ffi::Py_SetRecursionLimit(limit) };
+    out
 }
 
 fn thread_ident() -> u64 {
@@ -206,11 +222,22 @@ fn run<'py>(
     key: Option<&Bound<'py, PyAny>>,
     stop_on_change: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cb = callbacks()?;
-    let entries = &plan.get().entries;
-    if entries.is_empty() {
+    if plan.get().entries.is_empty() {
         return Ok(initial);
     }
+    with_headroom(|| run_entries(py, frame, plan, initial, key, stop_on_change))
+}
+
+fn run_entries<'py>(
+    py: Python<'py>,
+    frame: &Bound<'py, PyAny>,
+    plan: &Bound<'py, SitePlan>,
+    initial: Bound<'py, PyAny>,
+    key: Option<&Bound<'py, PyAny>>,
+    stop_on_change: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cb = callbacks()?;
+    let entries = &plan.get().entries;
     let nested = HANDLING.load(Ordering::Relaxed);
     let allow = ALLOW_REENTRANT.load(Ordering::Relaxed);
     let off_main = thread_ident() != MAIN_THREAD.load(Ordering::Relaxed);
@@ -497,6 +524,39 @@ fn _sg_n(py: Python<'_>, k: usize, value: Option<Bound<'_, PyAny>>) -> PyResult<
     Ok(py.None())
 }
 
+/// The context manager of `with _sg_w(k):` blocks: its exit fires site `k`.
+#[pyclass(module = "spyglass._native", frozen)]
+pub struct SiteExit {
+    site: usize,
+}
+
+#[pymethods]
+impl SiteExit {
+    fn __enter__(&self) {}
+
+    fn __exit__(&self, py: Python<'_>, _t: &Bound<'_, PyAny>, _v: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if active() {
+            if let Some(h) = here(py, self.site)? {
+                h.run(py.None().into_bound(py), None, false)?;
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// `with _sg_w(k):`: the context manager that fires site `k` when the block
+/// ends (one object per site number, shared by all tables).
+#[pyfunction]
+fn _sg_w(py: Python<'_>, k: usize) -> PyResult<Py<SiteExit>> {
+    static EXITS: Mutex<Vec<Py<SiteExit>>> = Mutex::new(Vec::new());
+    let mut exits = EXITS.lock().unwrap_or_else(|e| e.into_inner());
+    while exits.len() <= k {
+        let n = exits.len();
+        exits.push(Py::new(py, SiteExit { site: n })?);
+    }
+    Ok(exits[k].clone_ref(py))
+}
+
 /// `except _sg_t(k):` for a bare `except:`: returns BaseException (or a replacement).
 #[pyfunction]
 fn _sg_t(py: Python<'_>, k: usize) -> PyResult<Bound<'_, PyAny>> {
@@ -576,6 +636,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SitePlan>()?;
     m.add_class::<Thunk>()?;
     m.add_class::<Const>()?;
+    m.add_class::<SiteExit>()?;
     for f in [
         wrap_pyfunction!(_sg_e, m)?,
         wrap_pyfunction!(_sg_x, m)?,
@@ -586,6 +647,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(_sg_s, m)?,
         wrap_pyfunction!(_sg_n, m)?,
         wrap_pyfunction!(_sg_t, m)?,
+        wrap_pyfunction!(_sg_w, m)?,
         wrap_pyfunction!(install, m)?,
         wrap_pyfunction!(bump_generation, m)?,
         wrap_pyfunction!(generation, m)?,

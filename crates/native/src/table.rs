@@ -235,7 +235,7 @@ fn adopt_code<'py>(
     let entries = linetable::decode(&table_bytes, first)
         .map_err(|e| PyRuntimeError::new_err(format!("unexpected location table byte at {}", e.0)))?;
     let mapped: Vec<linetable::Entry> =
-        entries.into_iter().map(|e| linetable::Entry { units: e.units, loc: e.loc.map(|l| remap.loc(l)) }).collect();
+        entries.into_iter().map(|e| linetable::Entry { units: e.units, loc: e.loc.and_then(|l| remap.loc(l)) }).collect();
     let new_first = remap.line(text, first);
     let kwargs = PyDict::new(py);
     kwargs.set_item("co_firstlineno", new_first)?;

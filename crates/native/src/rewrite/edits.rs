@@ -49,6 +49,10 @@ pub struct Edit {
     pub pieces: Vec<Piece>,
     /// Original offset that every position inside the inserted text maps to.
     pub anchor: u32,
+    /// False for scaffolding (statement-level calls spyglass adds between
+    /// statements): its instructions get no location, so that line events
+    /// and tracebacks see only the user's lines.
+    pub located: bool,
 }
 
 /// Lines of `start..end` move one level deeper; `rank` is that of the
@@ -61,13 +65,15 @@ pub struct Region {
 }
 
 /// A run of the edited text: copied from the original (positions map
-/// linearly) or inserted (positions map to `orig`).
+/// linearly) or inserted (positions map to `orig`, or to nothing when not
+/// `located`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
     pub out: u32,
     pub orig: u32,
     pub len: u32,
     pub copied: bool,
+    pub located: bool,
 }
 
 #[derive(Default)]
@@ -84,8 +90,25 @@ impl Builder {
     }
 
     pub fn insert(&mut self, at: u32, side: Side, rank: u32, pieces: Vec<Piece>) -> usize {
-        self.edits.push(Edit { at, end: at, side, rank, pieces, anchor: at });
+        self.edits.push(Edit { at, end: at, side, rank, pieces, anchor: at, located: true });
         self.edits.len() - 1
+    }
+
+    /// Scaffolding inserts (see `Edit::located`).
+    pub fn insert_quiet(&mut self, at: u32, side: Side, rank: u32, pieces: Vec<Piece>) -> usize {
+        let i = self.insert(at, side, rank, pieces);
+        self.edits[i].located = false;
+        i
+    }
+
+    pub fn open_quiet(&mut self, at: u32, pieces: Vec<Piece>) -> usize {
+        let rank = self.next_rank();
+        self.insert_quiet(at, Side::Open, rank, pieces)
+    }
+
+    pub fn close_quiet(&mut self, at: u32, pieces: Vec<Piece>) -> usize {
+        let rank = self.next_rank();
+        self.insert_quiet(at, Side::Close, rank, pieces)
     }
 
     /// Puts `prefix` before and `suffix` after the original range `start..end`.
@@ -114,7 +137,7 @@ impl Builder {
 
     /// A replacement that belongs to a wrapper made with `rank`.
     pub fn replace_ranked(&mut self, start: u32, end: u32, rank: u32, pieces: Vec<Piece>) -> usize {
-        self.edits.push(Edit { at: start, end, side: Side::Replace, rank, pieces, anchor: start });
+        self.edits.push(Edit { at: start, end, side: Side::Replace, rank, pieces, anchor: start, located: true });
         self.edits.len() - 1
     }
 
@@ -172,7 +195,7 @@ pub fn apply(source: &str, mut b: Builder, multiline_tokens: &[(u32, u32)]) -> A
 
     let copy = |out: &mut String, segments: &mut Vec<Segment>, from: u32, to: u32| {
         if to > from {
-            segments.push(Segment { out: out.len() as u32, orig: from, len: to - from, copied: true });
+            segments.push(Segment { out: out.len() as u32, orig: from, len: to - from, copied: true, located: true });
             out.push_str(&source[from as usize..to as usize]);
         }
     };
@@ -209,7 +232,7 @@ pub fn apply(source: &str, mut b: Builder, multiline_tokens: &[(u32, u32)]) -> A
         }
         let end = out.len() as u32;
         if end > start {
-            segments.push(Segment { out: start, orig: e.anchor, len: end - start, copied: false });
+            segments.push(Segment { out: start, orig: e.anchor, len: end - start, copied: false, located: e.located });
         }
         spans[i] = (start, end);
         if e.side == Side::Replace {
@@ -275,6 +298,7 @@ fn add_indent_edits(source: &str, b: &mut Builder, multiline_tokens: &[(u32, u32
                 rank: 0,
                 pieces: vec![Piece::Text(" ".repeat(depth))],
                 anchor: p,
+                located: true,
             });
         }
     }
@@ -348,26 +372,34 @@ impl PositionMap {
         }
     }
 
-    /// Original offset of the character at edited offset `out`.
-    pub fn start(&self, out: u32) -> u32 {
+    /// Original offset of the character at edited offset `out`, and whether
+    /// that character has a location (scaffolding has none).
+    pub fn start_located(&self, out: u32) -> (u32, bool) {
         match self.segment_at(out) {
-            None => 0,
-            Some(s) if s.copied => s.orig + (out - s.out).min(s.len),
-            Some(s) => s.orig,
+            None => (0, true),
+            Some(s) if s.copied => (s.orig + (out - s.out).min(s.len), true),
+            Some(s) => (s.orig, s.located),
         }
     }
 
-    /// Original offset just after the character before edited offset `out`
-    /// (for exclusive ends).
-    pub fn end(&self, out: u32) -> u32 {
+    /// The same for an exclusive end: the character before `out`.
+    pub fn end_located(&self, out: u32) -> (u32, bool) {
         if out == 0 {
-            return 0;
+            return (0, true);
         }
         match self.segment_at(out - 1) {
-            None => 0,
-            Some(s) if s.copied => s.orig + (out - s.out).min(s.len),
-            Some(s) => s.orig,
+            None => (0, true),
+            Some(s) if s.copied => (s.orig + (out - s.out).min(s.len), true),
+            Some(s) => (s.orig, s.located),
         }
+    }
+
+    pub fn start(&self, out: u32) -> u32 {
+        self.start_located(out).0
+    }
+
+    pub fn end(&self, out: u32) -> u32 {
+        self.end_located(out).0
     }
 
     /// Serialises the map for the instrumented-code cache.
@@ -377,7 +409,7 @@ impl PositionMap {
             v.extend_from_slice(&s.out.to_le_bytes());
             v.extend_from_slice(&s.orig.to_le_bytes());
             v.extend_from_slice(&s.len.to_le_bytes());
-            v.push(s.copied as u8);
+            v.push(if s.copied { 1 } else if s.located { 0 } else { 2 });
         }
         v
     }
@@ -389,7 +421,7 @@ impl PositionMap {
         let u = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         let segments = b
             .chunks_exact(13)
-            .map(|c| Segment { out: u(&c[0..4]), orig: u(&c[4..8]), len: u(&c[8..12]), copied: c[12] != 0 })
+            .map(|c| Segment { out: u(&c[0..4]), orig: u(&c[4..8]), len: u(&c[8..12]), copied: c[12] == 1, located: c[12] != 2 })
             .collect();
         Some(PositionMap { segments })
     }
@@ -448,8 +480,8 @@ mod tests {
     #[test]
     fn map_round_trips_through_bytes() {
         let map = PositionMap::new(vec![
-            Segment { out: 0, orig: 0, len: 4, copied: true },
-            Segment { out: 4, orig: 4, len: 6, copied: false },
+            Segment { out: 0, orig: 0, len: 4, copied: true, located: true },
+            Segment { out: 4, orig: 4, len: 6, copied: false, located: false },
         ]);
         let again = PositionMap::from_bytes(&map.to_bytes()).unwrap();
         assert_eq!(again.segments, map.segments);

@@ -41,15 +41,30 @@ pub fn parse(text: String, eval: bool) -> Result<Source, SyntaxProblem> {
     if let Some(err) = parsed.errors().first() {
         return Err(SyntaxProblem { offset: err.location.start().to_u32(), message: err.error.to_string() });
     }
-    let multiline = parsed
-        .tokens()
-        .iter()
-        .filter(|t| {
-            matches!(t.kind(), TokenKind::String | TokenKind::FStringMiddle | TokenKind::TStringMiddle)
-                && text[t.range()].contains('\n')
-        })
-        .map(|t| (t.start().to_u32(), t.end().to_u32()))
-        .collect();
+    // strings, and whole f-/t-strings, that span lines: their inner lines are text
+    let mut multiline = Vec::new();
+    let mut depth = 0usize;
+    let mut outer_start = 0u32;
+    for t in parsed.tokens().iter() {
+        match t.kind() {
+            TokenKind::FStringStart | TokenKind::TStringStart => {
+                if depth == 0 {
+                    outer_start = t.start().to_u32();
+                }
+                depth += 1;
+            }
+            TokenKind::FStringEnd | TokenKind::TStringEnd => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && text[outer_start as usize..t.end().to_usize()].contains('\n') {
+                    multiline.push((outer_start, t.end().to_u32()));
+                }
+            }
+            TokenKind::String if depth == 0 && text[t.range()].contains('\n') => {
+                multiline.push((t.start().to_u32(), t.end().to_u32()));
+            }
+            _ => {}
+        }
+    }
     Ok(Source { text, parsed, multiline })
 }
 
@@ -99,20 +114,28 @@ pub struct Remapper<'a> {
 }
 
 impl Remapper<'_> {
-    pub fn loc(&self, loc: linetable::Loc) -> linetable::Loc {
+    /// The original location of an instrumented one; None for scaffolding.
+    pub fn loc(&self, loc: linetable::Loc) -> Option<linetable::Loc> {
         let line_off = |l: i32| self.out_lines.line_start(l.max(1) as u32);
         match (loc.col, loc.end_col) {
             (Some(c), Some(ec)) => {
-                let s = self.map.start(self.out_lines.offset(loc.line.max(1) as u32, c));
-                let e = self.map.end(self.out_lines.offset(loc.end_line.max(1) as u32, ec));
+                let (s, s_ok) = self.map.start_located(self.out_lines.offset(loc.line.max(1) as u32, c));
+                let (e, e_ok) = self.map.end_located(self.out_lines.offset(loc.end_line.max(1) as u32, ec));
+                if !s_ok && !e_ok {
+                    return None;
+                }
                 let (l1, c1) = self.orig_lines.line_col(s);
                 let (l2, c2) = self.orig_lines.line_col(e.max(s));
-                linetable::Loc { line: l1 as i32, end_line: l2 as i32, col: Some(c1), end_col: Some(c2) }
+                Some(linetable::Loc { line: l1 as i32, end_line: l2 as i32, col: Some(c1), end_col: Some(c2) })
             }
             _ => {
-                let l1 = self.orig_lines.line_col(self.map.start(line_off(loc.line))).0 as i32;
+                let (s, ok) = self.map.start_located(line_off(loc.line));
+                if !ok {
+                    return None;
+                }
+                let l1 = self.orig_lines.line_col(s).0 as i32;
                 let l2 = self.orig_lines.line_col(self.map.start(line_off(loc.end_line))).0 as i32;
-                linetable::Loc { line: l1, end_line: l2.max(l1), col: None, end_col: None }
+                Some(linetable::Loc { line: l1, end_line: l2.max(l1), col: None, end_col: None })
             }
         }
     }
@@ -176,7 +199,7 @@ mod tests {
     #[test]
     fn one_line_suites_become_blocks() {
         let out = rw("for x in y: a; b\n", &[Ev::after_for_loop_iter]);
-        assert_eq!(out, "for x in y:\n try:\n  a\n  b\n finally:\n  _sg_n(0)\n");
+        assert_eq!(out, "for x in y:\n with _sg_w(0):\n  a\n  b\n");
     }
 
     #[test]

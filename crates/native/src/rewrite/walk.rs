@@ -946,7 +946,7 @@ impl<'a> Walker<'a> {
                 // itself; lines added above the class would shift it
                 if let (true, Some(N::Stmt(class))) = (self.stmt_events && self.plan.version >= (3, 13), owner) {
                     let line = self.line_of(r(class).0);
-                    self.b.open(start, vec![text(format!("__firstlineno__ = {line}")), newline(&indent)]);
+                    self.b.open_quiet(start, vec![text(format!("__firstlineno__ = {line}")), newline(&indent)]);
                 }
             }
             BodyKind::Plain => {}
@@ -959,37 +959,34 @@ impl<'a> Walker<'a> {
             let k = self.site(Form::Notify, vec![w]);
             match start {
                 Some(s) => {
-                    self.b.open(s, vec![text(format!("_sg_n({k})")), newline(indent)]);
+                    self.b.open_quiet(s, vec![text(format!("_sg_n({k})")), newline(indent)]);
                 }
                 None => {
-                    self.b.close(src_end, vec![newline(""), text(format!("_sg_n({k})")), newline("")]);
+                    self.b.close_quiet(src_end, vec![newline(""), text(format!("_sg_n({k})")), newline("")]);
                 }
             }
         }
         if let Some(w) = self.ev(Ev::exit_module, N::Module, vec![]) {
             let k = self.site(Form::Notify, vec![w]);
             let at = end.unwrap_or(src_end);
-            self.b.close(at, vec![newline(indent), text(format!("_sg_n({k})"))]);
+            self.b.close_quiet(at, vec![newline(indent), text(format!("_sg_n({k})"))]);
         }
     }
 
-    /// Start-of-body notification and an end-of-body `try/finally`.
+    /// Start-of-body notification, and an end-of-body one through a `with`
+    /// block: like `finally` it runs however the body ends, and unlike
+    /// `finally` it leaves the frame's last instruction (f_lineno after an
+    /// exception) where the exception was raised.
     fn body_events(&mut self, start: u32, end: u32, indent: &str, n: N<'a>, before: Ev, after: Ev) {
         if let Some(w) = self.ev(after, n, vec![]) {
             let k = self.site(Form::Notify, vec![w]);
             let rank = self.b.next_rank();
             self.b.region(start, end, rank);
-            self.b.insert(start, Side::Open, rank, vec![text("try:"), newline(indent), text(" ")]);
-            self.b.insert(
-                end,
-                Side::Close,
-                rank,
-                vec![newline(indent), text("finally:"), newline(indent), text(format!(" _sg_n({k})"))],
-            );
+            self.b.insert_quiet(start, Side::Open, rank, vec![text(format!("with _sg_w({k}):")), newline(indent), text(" ")]);
         }
         if let Some(w) = self.ev(before, n, vec![]) {
             let k = self.site(Form::Notify, vec![w]);
-            self.b.open(start, vec![text(format!("_sg_n({k})")), newline(indent)]);
+            self.b.open_quiet(start, vec![text(format!("_sg_n({k})")), newline(indent)]);
         }
     }
 
@@ -1189,9 +1186,12 @@ impl<'a> Walker<'a> {
             if !afters.is_empty() {
                 let k = self.site(Form::Notify, afters);
                 if compound {
-                    self.b.close(end, vec![newline(indent), text(format!("_sg_n({k})"))]);
+                    self.b.close_quiet(end, vec![newline(indent), text(format!("_sg_n({k})"))]);
                 } else {
-                    self.b.close(end, vec![text(format!("; _sg_n({k})"))]);
+                    // located at the statement's start: its line, and what a
+                    // `finally` re-raising after it reports as the frame's line
+                    let i = self.b.close(end, vec![text(format!("; _sg_n({k})"))]);
+                    self.b.edits[i].anchor = start;
                 }
                 after_site = Some(k);
             }
@@ -1236,13 +1236,13 @@ impl<'a> Walker<'a> {
                         continue;
                     }
                     let k = self.site(Form::Notify, pending_afters.clone());
-                    self.b.close(r(last).1, vec![newline(&body_indent), text(format!("_sg_n({k})"))]);
+                    self.b.close_quiet(r(last).1, vec![newline(&body_indent), text(format!("_sg_n({k})"))]);
                 }
             }
         }
         if !has_else && !pending_afters.is_empty() {
             let k = self.site(Form::Notify, pending_afters);
-            self.b.close(chain_end, vec![newline(indent), text("else:"), newline(indent), text(format!(" _sg_n({k})"))]);
+            self.b.close_quiet(chain_end, vec![newline(indent), text("else:"), newline(indent), text(format!(" _sg_n({k})"))]);
         }
     }
 
