@@ -21,7 +21,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_int, CString};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -118,6 +118,9 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 /// Union of the masks of the registered callbacks: the hot path's first test.
 static MASK: AtomicU8 = AtomicU8::new(0);
 
+/// Bumped (under the lock) whenever the snapshot is replaced.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
 /// Set while the native hook is being installed (the 3.11 audit hook
 /// installation runs other audit hooks, which may call back into us).
 static INSTALLING: AtomicU8 = AtomicU8::new(0);
@@ -150,18 +153,27 @@ fn recompute_mask(entries: &[Entry]) {
     MASK.store(mask, Ordering::Release);
 }
 
-fn is_active(id: u64) -> bool {
-    // If the thread-local is gone (thread teardown) report nothing.
+/// Marks callback `id` as running on this thread; false if it already is
+/// (or the thread-local is gone, during thread teardown): then it must not
+/// be called.
+fn enter(id: u64) -> bool {
     ACTIVE
-        .try_with(|a| a.try_borrow().map(|v| v.contains(&id)).unwrap_or(true))
-        .unwrap_or(true)
+        .try_with(|a| match a.try_borrow_mut() {
+            Ok(mut v) if !v.contains(&id) => {
+                v.push(id);
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false)
 }
 
-fn set_active(id: u64, on: bool) {
+/// Undoes the matching `enter(id)` (calls nest, so it is the last entry).
+fn leave(id: u64) {
     let _ = ACTIVE.try_with(|a| {
         if let Ok(mut v) = a.try_borrow_mut() {
-            if on {
-                v.push(id);
+            if v.last() == Some(&id) {
+                v.pop();
             } else if let Some(pos) = v.iter().rposition(|&x| x == id) {
                 v.remove(pos);
             }
@@ -295,21 +307,58 @@ unsafe fn report_callback_error(
 /// # Safety
 /// The GIL is held and `code` is a valid code object (possibly with a
 /// pending exception set, which is preserved).
+#[cfg(Py_3_12)]
 unsafe fn dispatch(event: usize, code: *mut ffi::PyObject) {
-    let snapshot = match try_lock() {
-        Some(reg) => reg.snapshot.clone(),
-        None => return,
+    // SAFETY: guaranteed by the caller.
+    unsafe { dispatch_all(event, &[code]) }
+}
+
+/// `dispatch` for several code objects in a row, with one snapshot.
+///
+/// # Safety
+/// The GIL is held and every pointer in `codes` is a valid code object
+/// that stays alive for the call.
+unsafe fn dispatch_all(event: usize, codes: &[*mut ffi::PyObject]) {
+    let take = || match try_lock() {
+        Some(reg) => reg
+            .snapshot
+            .clone()
+            .map(|s| (s, GENERATION.load(Ordering::Acquire))),
+        None => None,
     };
-    let Some(snapshot) = snapshot else { return };
-    let bit = 1u8 << event;
+    let Some((mut snapshot, mut generation)) = take() else {
+        return;
+    };
     // SAFETY: GIL held.
     let saved = unsafe { SavedError::take() };
+    for &code in codes {
+        // A callback added or cleared by a callback applies from the next
+        // code object on.
+        if GENERATION.load(Ordering::Acquire) != generation {
+            match take() {
+                Some(fresh) => (snapshot, generation) = fresh,
+                None => break,
+            }
+        }
+        // SAFETY: GIL held, code valid, no exception set.
+        unsafe { call_callbacks(&snapshot, event, code) };
+    }
+    // Dropping the snapshot may release cleared callbacks and run their
+    // finalizers: do it before the pending exception is put back.
+    drop(snapshot);
+    // SAFETY: GIL held; restores exactly what was pending on entry.
+    unsafe { saved.restore() };
+}
+
+/// # Safety
+/// The GIL is held, `code` is a valid code object and no exception is set.
+unsafe fn call_callbacks(snapshot: &Snapshot, event: usize, code: *mut ffi::PyObject) {
+    let bit = 1u8 << event;
     for entry in &snapshot.entries {
-        if entry.mask & bit == 0 || is_active(entry.id) {
+        if entry.mask & bit == 0 || !enter(entry.id) {
             continue;
         }
         let args = [snapshot.events[event].as_ptr(), code];
-        set_active(entry.id, true);
         // SAFETY: GIL held, no exception set; the callable and both
         // arguments are alive (the snapshot owns the callable and event, the
         // caller guarantees `code`); args is an array of 2 valid pointers.
@@ -325,13 +374,8 @@ unsafe fn dispatch(event: usize, code: *mut ffi::PyObject) {
             // SAFETY: we own the result's reference.
             unsafe { ffi::Py_DECREF(result) };
         }
-        set_active(entry.id, false);
+        leave(entry.id);
     }
-    // Dropping the snapshot may release cleared callbacks and run their
-    // finalizers: do it before the pending exception is put back.
-    drop(snapshot);
-    // SAFETY: GIL held; restores exactly what was pending on entry.
-    unsafe { saved.restore() };
 }
 
 // ---------------------------------------------------------------------------
@@ -402,6 +446,7 @@ fn watch_setup(create: Bound<'_, PyAny>, destroy: Bound<'_, PyAny>) -> PyResult<
             .as_ref()
             .map(|s| s.entries.clone())
             .unwrap_or_default();
+        GENERATION.fetch_add(1, Ordering::AcqRel);
         old = reg.snapshot.replace(Arc::new(Snapshot { entries, events }));
     }
     drop(old); // outside the lock: may run Python code
@@ -464,6 +509,7 @@ fn watch_add(py: Python<'_>, callback: Bound<'_, PyAny>, mask: u8) -> PyResult<u
         entries.push(Entry { id, mask, callback });
         recompute_mask(&entries);
         reg.next_id += 1;
+        GENERATION.fetch_add(1, Ordering::AcqRel);
         old = reg.snapshot.replace(Arc::new(Snapshot { entries, events }));
     }
     drop(old);
@@ -490,6 +536,7 @@ fn watch_clear(id: u64) -> PyResult<bool> {
             .collect();
         let events = current.events.clone();
         recompute_mask(&entries);
+        GENERATION.fetch_add(1, Ordering::AcqRel);
         old = reg.snapshot.replace(Arc::new(Snapshot { entries, events }));
     }
     drop(old); // outside the lock: may release the callback
@@ -508,6 +555,7 @@ fn watch_clear_all() -> PyResult<()> {
         };
         let events = current.events.clone();
         MASK.store(0, Ordering::Release);
+        GENERATION.fetch_add(1, Ordering::AcqRel);
         old = reg.snapshot.replace(Arc::new(Snapshot {
             entries: Vec::new(),
             events,

@@ -11,10 +11,13 @@
 //! after one atomic load.
 use super::*;
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::atomic::AtomicIsize;
+use std::sync::atomic::{AtomicIsize, AtomicPtr};
 
 /// The code extra slot that marks code objects already reported.
 static SEEN_INDEX: AtomicIsize = AtomicIsize::new(-1);
+/// The interned string "co_consts" (a reference kept forever), so that the
+/// walk does not build it for every code object.
+static CO_CONSTS: AtomicPtr<ffi::PyObject> = AtomicPtr::new(ptr::null_mut());
 /// Any non-NULL pointer: the marker is never dereferenced.
 const SEEN: *mut c_void = 1 as *mut c_void;
 
@@ -49,67 +52,69 @@ unsafe fn mark(code: *mut ffi::PyObject) -> bool {
     true
 }
 
-/// `code` and the code objects nested in it that were not reported yet,
-/// children before parents (the order CPython creates them in), as new
-/// references. Iterative: nesting depth is not bounded for code objects
-/// built by hand.
+/// Appends to `out` the code objects nested in `root` (and `root`) that
+/// were not reported yet, children before parents (the order CPython
+/// creates them in), and marks them. The pointers are borrowed: the caller
+/// holds a reference to `root`, whose (immutable) `co_consts` tuples keep
+/// every nested code object alive. Iterative: the nesting depth of code
+/// objects built by hand is not bounded.
 ///
 /// # Safety
-/// The GIL is held, `code` is a code object and no exception is set.
-unsafe fn unseen_tree(code: *mut ffi::PyObject) -> Vec<Owned> {
-    let mut out = Vec::new();
-    // SAFETY: GIL held, code is a code object.
-    if !unsafe { mark(code) } {
-        return out;
+/// The GIL is held, `root` is a code object the caller keeps alive, and no
+/// exception is set.
+unsafe fn unseen_tree(root: *mut ffi::PyObject, out: &mut Vec<*mut ffi::PyObject>) {
+    let name = CO_CONSTS.load(Ordering::Acquire);
+    // SAFETY: GIL held, root is a code object.
+    if name.is_null() || !unsafe { mark(root) } {
+        return;
     }
-    // (code, co_consts or NULL, next index)
-    let mut stack: Vec<(Owned, *mut ffi::PyObject, ffi::Py_ssize_t)> = Vec::new();
-    let push = |stack: &mut Vec<_>, code: *mut ffi::PyObject| {
-        // SAFETY: GIL held, code valid; new reference or NULL.
-        let consts = unsafe { ffi::PyObject_GetAttrString(code, c"co_consts".as_ptr()) };
-        // SAFETY: GIL held; code is non-NULL and alive.
-        let owned = unsafe { Owned::new_ref(NonNull::new_unchecked(code)) };
-        let consts = if consts.is_null() {
+    // (code, its co_consts tuple or NULL, next index). The consts tuple is a
+    // new reference (from getattr), released when the entry is popped.
+    let mut stack: Vec<(*mut ffi::PyObject, *mut ffi::PyObject, ffi::Py_ssize_t)> =
+        Vec::with_capacity(8);
+    let consts_of = |code: *mut ffi::PyObject| {
+        // SAFETY: GIL held, code and name valid; a new reference or NULL.
+        let consts = unsafe { ffi::PyObject_GetAttr(code, name) };
+        if consts.is_null() {
             // SAFETY: GIL held.
             unsafe { ffi::PyErr_Clear() };
-            ptr::null_mut()
+            return ptr::null_mut();
+        }
         // SAFETY: consts is a valid object we own.
-        } else if unsafe { ffi::PyTuple_Check(consts) } == 0 {
+        if unsafe { ffi::PyTuple_Check(consts) } == 0 {
             // SAFETY: we own consts' reference.
             unsafe { ffi::Py_DECREF(consts) };
-            ptr::null_mut()
-        } else {
-            consts
-        };
-        stack.push((owned, consts, 0));
+            return ptr::null_mut();
+        }
+        consts
     };
-    push(&mut stack, code);
+    stack.push((root, consts_of(root), 0));
     while let Some(top) = stack.last_mut() {
-        let (_, consts, next) = top;
+        let (code, consts, next) = *top;
         // SAFETY: consts is NULL or a tuple we hold a reference to.
         let len = if consts.is_null() {
             0
         } else {
-            unsafe { ffi::PyTuple_Size(*consts) }
+            unsafe { ffi::PyTuple_GET_SIZE(consts) }
         };
-        if *next < len {
-            // SAFETY: 0 <= next < len, so this borrowed item exists.
-            let item = unsafe { ffi::PyTuple_GetItem(*consts, *next) };
-            *next += 1;
-            // SAFETY: item is a valid borrowed object (the tuple keeps it
-            // alive while it is on the stack, and push takes its own ref).
-            if !item.is_null() && unsafe { ffi::PyCode_Check(item) } != 0 && unsafe { mark(item) } {
-                push(&mut stack, item);
+        if next < len {
+            top.2 += 1;
+            // SAFETY: 0 <= next < len; the tuple (referenced) keeps the item alive.
+            let item = unsafe { ffi::PyTuple_GET_ITEM(consts, next) };
+            // SAFETY: item is a valid object; mark needs a code object.
+            if unsafe { ffi::PyCode_Check(item) } != 0 && unsafe { mark(item) } {
+                stack.push((item, consts_of(item), 0));
             }
-        } else if let Some((code, consts, _)) = stack.pop() {
+        } else {
+            stack.pop();
             if !consts.is_null() {
-                // SAFETY: we own consts' reference.
+                // SAFETY: we own consts' reference; the code object still
+                // holds its own, so nested code objects stay alive.
                 unsafe { ffi::Py_DECREF(consts) };
             }
             out.push(code);
         }
     }
-    out
 }
 
 /// Borrowed item `i` of the audit arguments tuple, or NULL.
@@ -165,17 +170,29 @@ unsafe extern "C" fn audit_hook(
     // operation, so whatever happens the error state on exit is the one
     // on entry and the result is 0.
     let saved = unsafe { SavedError::take() };
-    // SAFETY: GIL held, code is a code object, no exception set.
-    for code in unsafe { unseen_tree(code) } {
-        // SAFETY: GIL held, code alive (we own a reference).
-        unsafe { dispatch(CREATE, code.as_ptr()) };
+    // SAFETY: GIL held; code is alive (borrowed from the audit arguments)
+    // and this reference keeps it so while callbacks run.
+    let root = unsafe { Owned::new_ref(NonNull::new_unchecked(code)) };
+    let mut fresh = Vec::with_capacity(64);
+    // SAFETY: GIL held, root is a code object we keep alive, no exception set.
+    unsafe { unseen_tree(root.as_ptr(), &mut fresh) };
+    if !fresh.is_empty() {
+        // SAFETY: GIL held; `root` keeps every code object in `fresh` alive.
+        unsafe { dispatch_all(CREATE, &fresh) };
     }
+    drop(root);
     // SAFETY: GIL held.
     unsafe { saved.restore() };
     0
 }
 
 pub(super) fn install(py: Python<'_>) -> PyResult<c_int> {
+    // SAFETY: GIL held; returns a new reference (kept forever) or NULL.
+    let name = unsafe { ffi::PyUnicode_InternFromString(c"co_consts".as_ptr()) };
+    if name.is_null() {
+        return Err(PyErr::fetch(py));
+    }
+    CO_CONSTS.store(name, Ordering::Release);
     // SAFETY: GIL held; free_marker matches freefunc.
     let index = unsafe { ffi::PyUnstable_Eval_RequestCodeExtraIndex(free_marker) };
     if index < 0 {
