@@ -167,7 +167,8 @@ def release() -> None:
 def _at_exit() -> None:
     # No Python callback may run while the interpreter tears modules down.
     _native.watch_clear_all()
-    _native.watch_release()
+    with contextlib.suppress(RuntimeError, ValueError):  # e.g. exit() from inside a callback
+        _native.watch_release()
 
 
 atexit.register(_at_exit)

@@ -19,7 +19,7 @@ static SEEN_INDEX: AtomicIsize = AtomicIsize::new(-1);
 /// walk does not build it for every code object.
 static CO_CONSTS: AtomicPtr<ffi::PyObject> = AtomicPtr::new(ptr::null_mut());
 /// Any non-NULL pointer: the marker is never dereferenced.
-const SEEN: *mut c_void = 1 as *mut c_void;
+const SEEN: *mut c_void = ptr::dangling_mut::<c_void>();
 
 unsafe extern "C" fn free_marker(_: *mut c_void) {}
 
