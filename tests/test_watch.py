@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import types
 
 import pytest
@@ -537,3 +538,36 @@ def test_no_leak_over_100k_create_destroy_cycles():
     # a leak of one object per cycle would be 100k blocks and several MiB
     assert blocks_after - blocks < 1_000, (blocks, blocks_after)
     assert rss_after - rss < 2_048, (rss, rss_after)
+
+
+def test_adding_and_clearing_while_other_threads_make_code():
+    """Registry updates race with dispatches on other threads: no crash,
+    no deadlock, and every callback still registered at the end is called."""
+    stop = threading.Event()
+    made = [0]
+
+    def churn(i):
+        while not stop.is_set():
+            exec(compile(f"v = {i}", f"<churn-{i}>", "exec"), {})
+            made[0] += 1
+
+    threads = [threading.Thread(target=churn, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    calls = []
+    deadline = time.monotonic() + 0.5
+    try:
+        while time.monotonic() < deadline:
+            ids = [watch.add(lambda e, c: calls.append(1)) for _ in range(3)]
+            time.sleep(0)  # let the other threads dispatch to them
+            for wid in ids:
+                watch.clear(wid)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert made[0] > 0 and calls
+    last = Recorder("<after-churn>")
+    with watch.watching(last, events="create"):
+        exec(compile("1", "<after-churn>", "exec"), {})
+    assert last.names() == ["<module>"]
