@@ -5,15 +5,22 @@
 use pyo3::prelude::*;
 
 mod cache;
+mod code_extra;
+mod code_info;
 pub mod dispatch;
 pub mod events;
+mod ffi_extra;
 pub mod rewrite;
 pub mod table;
+mod watch;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    table::register(m)?;
-    dispatch::register(m)?;
+    table::register(m)?; // source instrumentation: Source, ModuleTable, events()
+    dispatch::register(m)?; // the _sg_* builtins and tracer state
+    watch::register(m)?; // watch_* functions
+    code_extra::register(m)?; // CodeExtra
+    code_info::register(m)?; // code_* functions
     Ok(())
 }

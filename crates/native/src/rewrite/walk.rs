@@ -944,7 +944,14 @@ impl<'a> Walker<'a> {
             BodyKind::Class => {
                 // CPython 3.13+ stores the class's first line in the class body
                 // itself; lines added above the class would shift it
-                if let (true, Some(N::Stmt(class))) = (self.stmt_events && self.plan.version >= (3, 13), owner) {
+                // (unless the class declares the name global or nonlocal: then
+                // CPython stores nothing)
+                let declared = body.iter().any(|s| match s {
+                    Stmt::Global(g) => g.names.iter().any(|n| n.id.as_str() == "__firstlineno__"),
+                    Stmt::Nonlocal(g) => g.names.iter().any(|n| n.id.as_str() == "__firstlineno__"),
+                    _ => false,
+                });
+                if let (true, Some(N::Stmt(class))) = (self.stmt_events && !declared && self.plan.version >= (3, 13), owner) {
                     let line = self.line_of(r(class).0);
                     self.b.open_quiet(start, vec![text(format!("__firstlineno__ = {line}")), newline(&indent)]);
                 }
