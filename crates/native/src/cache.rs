@@ -242,7 +242,7 @@ mod tests {
             node: 0,
             kwargs: vec![("index", KwVal::Int(-3)), ("container_node_id", KwVal::Node(1)), ("key", KwVal::Str("k".into()))],
         });
-        let map = PositionMap::new(vec![Segment { out: 0, orig: 0, len: 3, copied: true, located: true }]);
+        let map = PositionMap::new(vec![Segment { out: 0, orig: 0, orig_end: 3, len: 3, copied: true, located: true }]);
         let bytes = dump(&[s], &nodes, &map);
         let (sites, nodes2, _) = load(&bytes).unwrap();
         assert_eq!(nodes2, nodes);

@@ -234,6 +234,8 @@ fn adopt_code<'py>(
     let table_bytes: Vec<u8> = code.getattr("co_linetable")?.extract()?;
     let entries = linetable::decode(&table_bytes, first)
         .map_err(|e| PyRuntimeError::new_err(format!("unexpected location table byte at {}", e.0)))?;
+    // scaffolding gets no location, so that line events and tracebacks see
+    // only the user's lines (see docs/architecture.md for the one cost)
     let mapped: Vec<linetable::Entry> =
         entries.into_iter().map(|e| linetable::Entry { units: e.units, loc: e.loc.and_then(|l| remap.loc(l)) }).collect();
     let new_first = remap.line(text, first);

@@ -71,6 +71,9 @@ pub struct Region {
 pub struct Segment {
     pub out: u32,
     pub orig: u32,
+    /// For inserted text: the original offset its *end* positions map to
+    /// (the end of a replaced token; else `orig`).
+    pub orig_end: u32,
     pub len: u32,
     pub copied: bool,
     pub located: bool,
@@ -195,7 +198,7 @@ pub fn apply(source: &str, mut b: Builder, multiline_tokens: &[(u32, u32)]) -> A
 
     let copy = |out: &mut String, segments: &mut Vec<Segment>, from: u32, to: u32| {
         if to > from {
-            segments.push(Segment { out: out.len() as u32, orig: from, len: to - from, copied: true, located: true });
+            segments.push(Segment { out: out.len() as u32, orig: from, orig_end: to, len: to - from, copied: true, located: true });
             out.push_str(&source[from as usize..to as usize]);
         }
     };
@@ -232,7 +235,8 @@ pub fn apply(source: &str, mut b: Builder, multiline_tokens: &[(u32, u32)]) -> A
         }
         let end = out.len() as u32;
         if end > start {
-            segments.push(Segment { out: start, orig: e.anchor, len: end - start, copied: false, located: e.located });
+            let orig_end = if e.side == Side::Replace { e.end } else { e.anchor };
+            segments.push(Segment { out: start, orig: e.anchor, orig_end, len: end - start, copied: false, located: e.located });
         }
         spans[i] = (start, end);
         if e.side == Side::Replace {
@@ -390,7 +394,7 @@ impl PositionMap {
         match self.segment_at(out - 1) {
             None => (0, true),
             Some(s) if s.copied => (s.orig + (out - s.out).min(s.len), true),
-            Some(s) => (s.orig, s.located),
+            Some(s) => (s.orig_end, s.located),
         }
     }
 
@@ -404,10 +408,11 @@ impl PositionMap {
 
     /// Serialises the map for the instrumented-code cache.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.segments.len() * 13);
+        let mut v = Vec::with_capacity(self.segments.len() * 17);
         for s in &self.segments {
             v.extend_from_slice(&s.out.to_le_bytes());
             v.extend_from_slice(&s.orig.to_le_bytes());
+            v.extend_from_slice(&s.orig_end.to_le_bytes());
             v.extend_from_slice(&s.len.to_le_bytes());
             v.push(if s.copied { 1 } else if s.located { 0 } else { 2 });
         }
@@ -415,13 +420,20 @@ impl PositionMap {
     }
 
     pub fn from_bytes(b: &[u8]) -> Option<PositionMap> {
-        if b.len() % 13 != 0 {
+        if b.len() % 17 != 0 {
             return None;
         }
         let u = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         let segments = b
-            .chunks_exact(13)
-            .map(|c| Segment { out: u(&c[0..4]), orig: u(&c[4..8]), len: u(&c[8..12]), copied: c[12] == 1, located: c[12] != 2 })
+            .chunks_exact(17)
+            .map(|c| Segment {
+                out: u(&c[0..4]),
+                orig: u(&c[4..8]),
+                orig_end: u(&c[8..12]),
+                len: u(&c[12..16]),
+                copied: c[16] == 1,
+                located: c[16] != 2,
+            })
             .collect();
         Some(PositionMap { segments })
     }
@@ -480,8 +492,8 @@ mod tests {
     #[test]
     fn map_round_trips_through_bytes() {
         let map = PositionMap::new(vec![
-            Segment { out: 0, orig: 0, len: 4, copied: true, located: true },
-            Segment { out: 4, orig: 4, len: 6, copied: false, located: false },
+            Segment { out: 0, orig: 0, orig_end: 4, len: 4, copied: true, located: true },
+            Segment { out: 4, orig: 4, orig_end: 5, len: 6, copied: false, located: false },
         ]);
         let again = PositionMap::from_bytes(&map.to_bytes()).unwrap();
         assert_eq!(again.segments, map.segments);

@@ -121,9 +121,12 @@ impl Remapper<'_> {
             (Some(c), Some(ec)) => {
                 let (s, s_ok) = self.map.start_located(self.out_lines.offset(loc.line.max(1) as u32, c));
                 let (e, e_ok) = self.map.end_located(self.out_lines.offset(loc.end_line.max(1) as u32, ec));
-                if !s_ok && !e_ok {
+                // scaffolding at the start: CPython gives a block's implicit
+                // code (a `with`'s exit) the block's position
+                if !s_ok {
                     return None;
                 }
+                let _ = e_ok;
                 let (l1, c1) = self.orig_lines.line_col(s);
                 let (l2, c2) = self.orig_lines.line_col(e.max(s));
                 Some(linetable::Loc { line: l1 as i32, end_line: l2 as i32, col: Some(c1), end_col: Some(c2) })
