@@ -210,15 +210,17 @@ def force_thunk(table, k: int, frame):
     code = cache.get(k)
     if code is None:
         text, line, col = table.thunk_source(k)
-        # place the expression where it is in the instrumented module, so
-        # that its positions map back like the module's own
-        source = "\n" * (line - 1) + " " * max(col - 1, 0) + "(" + text + ")"
+        # the expression goes where it is in the instrumented module (inside
+        # parentheses, so indentation does not matter), so that its positions
+        # map back like the module's own
+        source = "(" + "\n" * (line - 1) + " " * max(col - (1 if line == 1 else 0), 0) + text + ")"
         try:
             code = compile(source, table.filename, "eval", dont_inherit=True)
         except SyntaxError as exc:
             raise ThunkError(
                 f"spyglass: the expression at {table.filename}:{line} cannot be evaluated by a handler "
-                f"(it contains yield, await or another construct that needs its own frame): {exc.msg}"
+                f"out of place ({exc.msg}); yield, await and other constructs that need the frame itself "
+                "cannot run from a thunk"
             ) from None
         code = table.adopt(code)
         cache[k] = code

@@ -181,6 +181,7 @@ _MEMO_SIZE = 256
 
 def compile_source(source: str, filename: str, mode: str, tracers: list, *, explicit: bool, use_cache: bool = True):
     """Instrumented code for `source`, or plain code when nothing applies.
+    `use_cache=False` instruments afresh (no memo, no disk cache).
 
     Returns (code, table or None)."""
     check_version()
@@ -191,7 +192,7 @@ def compile_source(source: str, filename: str, mode: str, tracers: list, *, expl
 
     fingerprint = plan.fingerprint()
     memo_key = None
-    if fingerprint is not None:
+    if fingerprint is not None and use_cache:
         memo_key = (source, filename, mode, fingerprint, explicit)
         hit = _memo.get(memo_key)
         if hit is not None:

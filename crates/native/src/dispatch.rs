@@ -145,7 +145,13 @@ struct Here<'py> {
 
 impl<'py> Here<'py> {
     fn run(&self, initial: Bound<'py, PyAny>, key: Option<&Bound<'py, PyAny>>, stop_on_change: bool) -> PyResult<Bound<'py, PyAny>> {
-        run(self.frame.py(), &self.frame, &self.plan, initial, key, stop_on_change)
+        run(self.frame.py(), &self.frame, &self.plan, initial, key, stop_on_change, true)
+    }
+
+    /// For statement and notify sites: each event starts from `initial`
+    /// (they are separate events that happen to fire in one call).
+    fn run_each(&self, initial: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        run(self.frame.py(), &self.frame, &self.plan, initial, None, false, false)
     }
 }
 
@@ -179,7 +185,10 @@ fn here<'py>(py: Python<'py>, k: usize) -> PyResult<Option<Here<'py>>> {
     }
     let plans = t.plans.bind(py);
     let gen = GENERATION.load(Ordering::Relaxed);
-    let cached = plans.get_item(k)?;
+    // SAFETY: `plans` is a list only Rust can reach, made with one item per
+    // site and never resized, and `k < sites.len()` was checked; the item is
+    // borrowed for the duration of this call under the GIL.
+    let cached = unsafe { Bound::from_borrowed_ptr(py, ffi::PyList_GET_ITEM(plans.as_ptr(), k as ffi::Py_ssize_t)) };
     let plan = match cached.cast::<SitePlan>() {
         Ok(p) if p.get().generation == gen => p.clone(),
         _ => {
@@ -221,11 +230,12 @@ fn run<'py>(
     initial: Bound<'py, PyAny>,
     key: Option<&Bound<'py, PyAny>>,
     stop_on_change: bool,
+    chain: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     if plan.get().entries.is_empty() {
         return Ok(initial);
     }
-    with_headroom(|| run_entries(py, frame, plan, initial, key, stop_on_change))
+    with_headroom(|| run_entries(py, frame, plan, initial, key, stop_on_change, chain))
 }
 
 fn run_entries<'py>(
@@ -235,12 +245,13 @@ fn run_entries<'py>(
     initial: Bound<'py, PyAny>,
     key: Option<&Bound<'py, PyAny>>,
     stop_on_change: bool,
+    chain: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let cb = callbacks()?;
     let entries = &plan.get().entries;
     let nested = HANDLING.load(Ordering::Relaxed);
     let allow = ALLOW_REENTRANT.load(Ordering::Relaxed);
-    let off_main = thread_ident() != MAIN_THREAD.load(Ordering::Relaxed);
+    let mut off_main: Option<bool> = None;
     let mut ret = initial.clone();
     let mut current = u8::MAX;
     let mut skip_slot: Option<u32> = None;
@@ -253,6 +264,9 @@ fn run_entries<'py>(
             current = e.event_pos;
             skip_slot = None;
             skip_event = false;
+            if !chain {
+                ret = initial.clone();
+            }
         }
         if skip_event || skip_slot == Some(e.slot) || !ENABLED[e.slot as usize].load(Ordering::Relaxed) {
             continue;
@@ -260,18 +274,18 @@ fn run_entries<'py>(
         if nested && !allow && (e.flags & F_TRACER_REENTRANT == 0 || e.flags & F_REENTRANT_HANDLER == 0) {
             continue;
         }
-        if off_main && e.flags & F_THREADS == 0 {
+        if e.flags & F_THREADS == 0 && *off_main.get_or_insert_with(|| thread_ident() != MAIN_THREAD.load(Ordering::Relaxed)) {
             continue;
         }
         let was = HANDLING.swap(true, Ordering::Relaxed);
-        let result = (|| -> PyResult<Option<Bound<'py, PyAny>>> {
-            if let Some(p) = &e.predicate {
-                if !p.bind(py).call1((e.predicate_arg.bind(py),))?.is_truthy()? {
-                    return Ok(None);
-                }
-            }
-            call_handler(py, e, &ret, frame, key).map(Some)
-        })();
+        let result = match &e.predicate {
+            None => call_handler(py, e, &ret, frame, key).map(Some),
+            Some(p) => match p.bind(py).call1((e.predicate_arg.bind(py),)).and_then(|v| v.is_truthy()) {
+                Ok(true) => call_handler(py, e, &ret, frame, key).map(Some),
+                Ok(false) => Ok(None),
+                Err(err) => Err(err),
+            },
+        };
         HANDLING.store(was, Ordering::Relaxed);
         let new = match result {
             Ok(Some(v)) => v,
@@ -306,24 +320,30 @@ fn run_entries<'py>(
 }
 
 fn call_handler<'py>(py: Python<'py>, e: &Entry, ret: &Bound<'py, PyAny>, frame: &Bound<'py, PyAny>, key: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-    let mut args: Vec<*mut ffi::PyObject> = Vec::with_capacity(5 + e.kwvalues.len() + 1);
-    args.push(e.tracer.as_ptr());
-    args.push(ret.as_ptr());
-    args.push(e.node.as_ptr());
-    args.push(frame.as_ptr());
-    args.push(e.event.as_ptr());
-    for v in &e.kwvalues {
-        args.push(v.as_ptr());
+    const INLINE: usize = 16;
+    let n = 5 + e.kwvalues.len() + e.dynamic_key as usize;
+    if n > INLINE {
+        return Err(PyRuntimeError::new_err("spyglass: too many keyword arguments for a handler"));
+    }
+    let mut args = [std::mem::MaybeUninit::<*mut ffi::PyObject>::uninit(); INLINE];
+    args[0].write(e.tracer.as_ptr());
+    args[1].write(ret.as_ptr());
+    args[2].write(e.node.as_ptr());
+    args[3].write(frame.as_ptr());
+    args[4].write(e.event.as_ptr());
+    for (slot, v) in args[5..].iter_mut().zip(&e.kwvalues) {
+        slot.write(v.as_ptr());
     }
     if e.dynamic_key {
-        args.push(key.map_or_else(|| py.None().as_ptr(), |k| k.as_ptr()));
+        args[n - 1].write(key.map_or_else(|| py.None().as_ptr(), |k| k.as_ptr()));
     }
     let kwnames = e.kwnames.as_ref().map_or(std::ptr::null_mut(), |k| k.as_ptr());
-    // SAFETY: every pointer in `args` is a live object kept alive by the plan
-    // entry or by the caller for the duration of the call; `kwnames` is a
-    // tuple of str whose length equals the number of trailing keyword values
-    // (checked when the plan was built); the GIL is held.
-    let r = unsafe { ffi::PyObject_Vectorcall(e.func.as_ptr(), args.as_ptr(), 5, kwnames) };
+    // SAFETY: the first `n` slots were written above with live objects kept
+    // alive by the plan entry or by the caller for the duration of the call
+    // (MaybeUninit<*mut T> has the layout of *mut T); `kwnames` is a tuple of
+    // str whose length equals the number of trailing keyword values (checked
+    // when the plan was built); the GIL is held.
+    let r = unsafe { ffi::PyObject_Vectorcall(e.func.as_ptr(), args.as_ptr() as *const *mut ffi::PyObject, 5, kwnames) };
     // SAFETY: a new reference or null with an exception set.
     unsafe { Bound::from_owned_ptr_or_err(py, r) }
 }
@@ -332,7 +352,94 @@ fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed) > 0
 }
 
+/// Calls `f` as the body of a METH_FASTCALL builtin: a Python token, no
+/// panic crossing into CPython, errors set as the current exception.
+///
+/// # Safety
+/// Must be called by CPython as a builtin's implementation (GIL held).
+unsafe fn fastcall_body(f: impl FnOnce(Python<'_>) -> PyResult<*mut ffi::PyObject>) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls builtins with the thread attached (GIL held).
+    let py = unsafe { Python::assume_attached() };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(py))) {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            e.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("spyglass: internal error in the dispatcher").restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// The site number, first argument of every `_sg_*` call.
+///
+/// # Safety
+/// `args` must hold at least one valid object (checked by callers).
+unsafe fn site_arg(args: *mut *mut ffi::PyObject) -> PyResult<usize> {
+    // SAFETY: per the contract there is a first argument.
+    let k = unsafe { ffi::PyLong_AsSsize_t(*args) };
+    if k < 0 {
+        // SAFETY: GIL held (callers are builtins).
+        let py = unsafe { Python::assume_attached() };
+        return Err(PyErr::take(py).unwrap_or_else(|| PyTypeError::new_err("spyglass: a site number must be >= 0")));
+    }
+    Ok(k as usize)
+}
+
+/// `_sg_e(k, value)` as a plain METH_FASTCALL builtin: the hottest call.
+unsafe extern "C" fn sg_e_fast(_m: *mut ffi::PyObject, args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments; we read two after checking.
+    unsafe {
+        fastcall_body(|py| {
+            if nargs != 2 {
+                return Err(PyTypeError::new_err("_sg_e takes 2 arguments"));
+            }
+            let value = Bound::from_borrowed_ptr(py, *args.add(1));
+            if !active() {
+                return Ok(value.into_ptr());
+            }
+            let k = site_arg(args)?;
+            Ok(match here(py, k)? {
+                Some(h) => h.run(value, None, false)?.into_ptr(),
+                None => value.into_ptr(),
+            })
+        })
+    }
+}
+
+/// `_sg_n(k[, value])` as a plain METH_FASTCALL builtin.
+unsafe extern "C" fn sg_n_fast(_m: *mut ffi::PyObject, args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    // SAFETY: CPython passes `nargs` valid arguments; we read at most two after checking.
+    unsafe {
+        fastcall_body(|py| {
+            if !(1..=2).contains(&nargs) {
+                return Err(PyTypeError::new_err("_sg_n takes 1 or 2 arguments"));
+            }
+            if active() {
+                let k = site_arg(args)?;
+                if let Some(h) = here(py, k)? {
+                    let initial = if nargs == 2 { Bound::from_borrowed_ptr(py, *args.add(1)) } else { py.None().into_bound(py) };
+                    h.run_each(initial)?;
+                }
+            }
+            Ok(py.None().into_ptr())
+        })
+    }
+}
+
+fn add_fastcall(m: &Bound<'_, PyModule>, def: &'static mut ffi::PyMethodDef) -> PyResult<()> {
+    // SAFETY: `def` is a static method definition that lives for the
+    // process; PyCFunction_NewEx returns a new reference or null.
+    let f = unsafe { Bound::from_owned_ptr_or_err(m.py(), ffi::PyCFunction_NewEx(def, std::ptr::null_mut(), std::ptr::null_mut()))? };
+    // SAFETY: `ml_name` is a static C string.
+    let name = unsafe { std::ffi::CStr::from_ptr(def.ml_name) }.to_str().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    m.add(name, f)
+}
+
 /// `_sg_e(k, value)`: events after an expression; returns its (new) value.
+#[allow(dead_code)]
 #[pyfunction]
 fn _sg_e<'py>(py: Python<'py>, k: usize, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     if !active() {
@@ -494,7 +601,7 @@ fn _sg_s(py: Python<'_>, k: usize) -> PyResult<bool> {
         return Ok(false);
     }
     let Some(h) = here(py, k)? else { return Ok(false) };
-    let out = h.run(py.None().into_bound(py), None, false)?;
+    let out = h.run_each(py.None().into_bound(py))?;
     if out.is_none() {
         return Ok(false);
     }
@@ -503,7 +610,7 @@ fn _sg_s(py: Python<'_>, k: usize) -> PyResult<bool> {
     if skipped {
         if let Some(after) = h.table.get().sites.get(k).and_then(|s| s.after) {
             if let Some(ha) = here(py, after as usize)? {
-                ha.run(py.None().into_bound(py), None, false)?;
+                ha.run_each(py.None().into_bound(py))?;
             }
         }
     }
@@ -512,13 +619,14 @@ fn _sg_s(py: Python<'_>, k: usize) -> PyResult<bool> {
 
 /// `_sg_n(k)` / `_sg_n(k, value)` / `(_sg_n(k) or (expr))`: events at a point
 /// of control flow. Returns None.
+#[allow(dead_code)]
 #[pyfunction]
 #[pyo3(signature = (k, value=None))]
 fn _sg_n(py: Python<'_>, k: usize, value: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
     if active() {
         if let Some(h) = here(py, k)? {
             let initial = value.unwrap_or_else(|| py.None().into_bound(py));
-            h.run(initial, None, false)?;
+            h.run_each(initial)?;
         }
     }
     Ok(py.None())
@@ -537,7 +645,7 @@ impl SiteExit {
     fn __exit__(&self, py: Python<'_>, _t: &Bound<'_, PyAny>, _v: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) -> PyResult<bool> {
         if active() {
             if let Some(h) = here(py, self.site)? {
-                h.run(py.None().into_bound(py), None, false)?;
+                h.run_each(py.None().into_bound(py))?;
             }
         }
         Ok(false)
@@ -629,23 +737,39 @@ fn set_allow_reentrant(allow: bool) -> bool {
 /// trace events): returns the final `ret`.
 #[pyfunction]
 fn emit_plan<'py>(py: Python<'py>, plan: Bound<'py, SitePlan>, frame: Bound<'py, PyAny>, ret: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    run(py, &frame, &plan, ret, None, false)
+    run(py, &frame, &plan, ret, None, false, true)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    static mut SG_E: ffi::PyMethodDef = ffi::PyMethodDef {
+        ml_name: c"_sg_e".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: sg_e_fast },
+        ml_flags: ffi::METH_FASTCALL,
+        ml_doc: c"spyglass: events after an expression (instrumented code calls this)".as_ptr(),
+    };
+    static mut SG_N: ffi::PyMethodDef = ffi::PyMethodDef {
+        ml_name: c"_sg_n".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: sg_n_fast },
+        ml_flags: ffi::METH_FASTCALL,
+        ml_doc: c"spyglass: events at a point of control flow (instrumented code calls this)".as_ptr(),
+    };
+    // SAFETY: the statics are only ever handed to CPython here, once, when
+    // the module initialises (under the GIL); nothing else touches them.
+    unsafe {
+        add_fastcall(m, &mut *std::ptr::addr_of_mut!(SG_E))?;
+        add_fastcall(m, &mut *std::ptr::addr_of_mut!(SG_N))?;
+    }
     m.add_class::<SitePlan>()?;
     m.add_class::<Thunk>()?;
     m.add_class::<Const>()?;
     m.add_class::<SiteExit>()?;
     for f in [
-        wrap_pyfunction!(_sg_e, m)?,
         wrap_pyfunction!(_sg_x, m)?,
         wrap_pyfunction!(_sg_l, m)?,
         wrap_pyfunction!(_sg_b, m)?,
         wrap_pyfunction!(_sg_o, m)?,
         wrap_pyfunction!(_sg_c, m)?,
         wrap_pyfunction!(_sg_s, m)?,
-        wrap_pyfunction!(_sg_n, m)?,
         wrap_pyfunction!(_sg_t, m)?,
         wrap_pyfunction!(_sg_w, m)?,
         wrap_pyfunction!(install, m)?,

@@ -35,7 +35,8 @@ pub struct ModuleTable {
     pub map: PositionMap,
     pub orig_lines: LineIndex,
     /// One entry per site: the cached dispatch plan (a `SitePlan`) or None.
-    #[pyo3(get)]
+    /// Private to Rust: its length stays the number of sites, which the
+    /// dispatcher relies on to index it without checks.
     pub plans: Py<PyList>,
 }
 

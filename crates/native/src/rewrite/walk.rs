@@ -913,22 +913,31 @@ impl<'a> Walker<'a> {
             }
         }
 
+        let mut pending_after = None;
+        let mut first_before = None;
         for (i, s) in body.iter().enumerate() {
             if i < first {
                 continue;
             }
-            self.stmt(s, &indent, kind == BodyKind::Module);
+            let (before, after) = self.stmt(s, &indent, kind == BodyKind::Module);
+            if i == first {
+                first_before = before;
+            }
+            if let (Some(b), Some(a)) = (before, pending_after) {
+                self.merge_into(b, a);
+            }
+            pending_after = after;
         }
 
         if first >= body.len() {
             if kind == BodyKind::Module {
-                self.module_events(None, None, &indent);
+                self.module_events(None, None, &indent, None);
             }
             return;
         }
         let (start, end) = (r(&body[first]).0, r(&body[body.len() - 1]).1);
         match kind {
-            BodyKind::Module => self.module_events(Some(start), Some(end), &indent),
+            BodyKind::Module => self.module_events(Some(start), Some(end), &indent, first_before),
             BodyKind::Function => {
                 let n = owner.expect("function body has an owner");
                 self.body_events(start, end, &indent, n, Ev::before_function_body, Ev::after_function_execution);
@@ -960,9 +969,14 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn module_events(&mut self, start: Option<u32>, end: Option<u32>, indent: &str) {
+    fn module_events(&mut self, start: Option<u32>, end: Option<u32>, indent: &str, first_before: Option<u32>) {
         let src_end = self.src.len() as u32;
         if let Some(w) = self.ev(Ev::init_module, N::Module, vec![]) {
+            if let Some(b) = first_before {
+                // fires in the first statement's before_stmt call
+                self.sites[b as usize].events.insert(0, SiteEvent { ev: w.ev, node: w.node, kwargs: w.kwargs });
+                return self.exit_module(end, indent);
+            }
             let k = self.site(Form::Notify, vec![w]);
             match start {
                 Some(s) => {
@@ -973,9 +987,13 @@ impl<'a> Walker<'a> {
                 }
             }
         }
+        self.exit_module(end, indent);
+    }
+
+    fn exit_module(&mut self, end: Option<u32>, indent: &str) {
         if let Some(w) = self.ev(Ev::exit_module, N::Module, vec![]) {
             let k = self.site(Form::Notify, vec![w]);
-            let at = end.unwrap_or(src_end);
+            let at = end.unwrap_or(self.src.len() as u32);
             self.b.close_quiet(at, vec![newline(indent), text(format!("_sg_n({k})"))]);
         }
     }
@@ -997,7 +1015,9 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn stmt(&mut self, s: &'a Stmt, indent: &str, module_level: bool) {
+    /// Visits a statement; returns its before_stmt site and, if its after
+    /// events got a call of their own, that site and the call's edit.
+    fn stmt(&mut self, s: &'a Stmt, indent: &str, module_level: bool) -> (Option<u32>, Option<(u32, usize)>) {
         let (start, end) = r(s);
         let compound = is_compound(s);
         let mut value_stmt_after: Option<(u32, u32, Vec<W>)> = None;
@@ -1160,7 +1180,7 @@ impl<'a> Walker<'a> {
         }
 
         if matches!(s, Stmt::Global(_) | Stmt::Nonlocal(_)) {
-            return;
+            return (None, None);
         }
 
         // the value of a module-level expression statement goes to the after events
@@ -1184,6 +1204,7 @@ impl<'a> Walker<'a> {
             k
         });
 
+        let mut after_call = None;
         if after_site.is_none() && !is_jump(s) {
             let mut afters = Vec::new();
             afters.extend(self.ev(Ev::after_stmt, N::Stmt(s), vec![]));
@@ -1192,20 +1213,33 @@ impl<'a> Walker<'a> {
             }
             if !afters.is_empty() {
                 let k = self.site(Form::Notify, afters);
-                if compound {
-                    self.b.close_quiet(end, vec![newline(indent), text(format!("_sg_n({k})"))]);
+                let edit = if compound {
+                    self.b.close_quiet(end, vec![newline(indent), text(format!("_sg_n({k})"))])
                 } else {
                     // located at the statement's start: its line, and what a
                     // `finally` re-raising after it reports as the frame's line
                     let i = self.b.close(end, vec![text(format!("; _sg_n({k})"))]);
                     self.b.edits[i].anchor = start;
-                }
+                    i
+                };
                 after_site = Some(k);
+                after_call = Some((k, edit));
             }
         }
         if let Some(b) = before_site {
             self.sites[b as usize].after = after_site;
         }
+        (before_site, after_call)
+    }
+
+    /// The after events of one statement fire in the same call as the
+    /// before events of the next: nothing runs between them, and the next
+    /// statement is reached only when the previous one completed.
+    fn merge_into(&mut self, before_site: u32, after: (u32, usize)) {
+        let (site, edit) = after;
+        let events = std::mem::take(&mut self.sites[site as usize].events);
+        self.sites[before_site as usize].events.splice(0..0, events);
+        self.b.edits[edit].pieces.clear();
     }
 
     /// `elif`/`else` clauses. An `elif` is CPython's nested If: before_stmt
