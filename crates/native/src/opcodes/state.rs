@@ -1,0 +1,396 @@
+//! The per-trace state shared by both backends: which code objects are
+//! traced, which frames are live inside the trace (and at what call depth),
+//! and where events go (a Python callback or the recorder).
+//!
+//! While a trace is active its state lives in a thread-local, so the
+//! interpreter callbacks of any other thread find nothing and return at once.
+use super::layout::{self, IFrame, Slot};
+use super::recorder::{self, Rec, Writer};
+use super::stack::{self, ReprMode};
+use pyo3::prelude::*;
+use pyo3::ffi;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// What the trace knows about one code object.
+#[allow(dead_code)] // `code` keeps the object alive; `flags` is read by the 3.11 backend
+pub struct CodeInfo {
+    pub code: Py<PyAny>,
+    pub id: u32,
+    pub nlocalsplus: usize,
+    pub stacksize: usize,
+    /// Stack depth before each instruction, indexed by offset / 2, from the
+    /// static analysis (-1 where unknown). Required on 3.12/3.13; on 3.11 and
+    /// 3.14 it is optional and, when given, checked against the interpreter.
+    pub depths: Vec<i32>,
+    /// The `Instr` object for each instruction (callback mode).
+    pub instrs: Vec<Option<Py<PyAny>>>,
+    /// Per instruction: bit 0 = the instruction yields.
+    pub flags: Vec<u8>,
+    /// A root code is traced wherever it runs inside the trace; other codes
+    /// only when reached by following calls within the depth limit.
+    pub root: bool,
+}
+
+pub struct FrameEntry {
+    pub iframe: *mut IFrame,
+    pub code: usize,
+    pub depth: u32,
+    pub serial: u64,
+    pub traced: bool,
+}
+
+pub enum Sink {
+    Callback(Py<PyAny>),
+    Record { writer: Option<Writer>, reprs: ReprMode, max_repr: usize, max_values: usize },
+}
+
+pub struct TraceState {
+    pub sink: Sink,
+    pub prepare: Py<PyAny>,
+    pub null: Py<PyAny>,
+    pub follow: bool,
+    pub max_depth: u32,
+    pub boundary: *mut IFrame,
+    pub codes: HashMap<usize, Option<Box<CodeInfo>>>,
+    pub frames: Vec<FrameEntry>,
+    pub error: Option<PyErr>,
+    pub stopped: bool,
+    pub next_serial: u64,
+    pub current: u64,
+    pub instructions: u64,
+    /// (code id, offset, analysis depth, interpreter depth) where they differ.
+    pub mismatches: Vec<(u32, u32, i32, i64)>,
+    pub checked: u64,
+}
+
+thread_local! {
+    pub static ACTIVE: RefCell<Option<Box<TraceState>>> = const { RefCell::new(None) };
+}
+
+/// Where a frame stands with respect to the trace.
+pub enum Lookup {
+    /// The frame is in `frames` at this index.
+    Known(usize),
+    /// A code we have not seen, reached by following calls at this depth:
+    /// Python must prepare it (filter, analysis) before it can be traced.
+    NeedPrepare { depth: u32 },
+    Ignore,
+}
+
+#[allow(dead_code)] // `Throw` comes from sys.monitoring (3.12+) only
+pub enum EnterKind {
+    Start = 0,
+    Resume = 1,
+    Throw = 2,
+}
+
+pub enum ExitKind {
+    Return = 0,
+    Yield = 1,
+    Raise = 2,
+    Open = 3,
+}
+
+impl TraceState {
+    /// # Safety
+    /// `iframe` must be a live frame of this thread.
+    unsafe fn walk(&self, iframe: *mut IFrame, limit: u32) -> (Option<usize>, u32) {
+        let mut d = 0u32;
+        // SAFETY: the frame chain of a live frame on this thread is live.
+        let mut p = unsafe { layout::iframe_previous(iframe) };
+        while !p.is_null() && p != self.boundary {
+            // SAFETY: as above.
+            if unsafe { layout::iframe_is_python(p) } {
+                d += 1;
+                if let Some(i) = self.frames.iter().rposition(|e| e.iframe == p) {
+                    return (Some(i), d);
+                }
+                if d > limit {
+                    return (None, d);
+                }
+            }
+            // SAFETY: as above.
+            p = unsafe { layout::iframe_previous(p) };
+        }
+        (None, d)
+    }
+
+    /// Finds or places the frame. Frames found above it on our stack have
+    /// left (by an exception we saw no event for) and are closed.
+    ///
+    /// # Safety
+    /// `iframe` must be a live frame of this thread executing `code`.
+    pub unsafe fn lookup(&mut self, iframe: *mut IFrame, code: usize, kind: EnterKind) -> Lookup {
+        if let Some(i) = self.frames.iter().rposition(|e| e.iframe == iframe && e.code == code) {
+            while self.frames.len() > i + 1 {
+                self.exit_top(ExitKind::Raise, None);
+            }
+            return Lookup::Known(i);
+        }
+        let info = match self.codes.get(&code) {
+            Some(None) => return Lookup::Ignore,
+            Some(Some(info)) => Some(info.root),
+            None => None,
+        };
+        let limit = if info == Some(true) { u32::MAX } else { self.max_depth };
+        // SAFETY: forwarded.
+        let (anc, d) = unsafe { self.walk(iframe, limit) };
+        let depth = match anc {
+            Some(i) => self.frames[i].depth + d,
+            None if info == Some(true) => 0,
+            None => return Lookup::Ignore,
+        };
+        // frames above the ancestor are no longer on the chain: they left
+        if let Some(i) = anc {
+            while self.frames.len() > i + 1 {
+                self.exit_top(ExitKind::Raise, None);
+            }
+        }
+        let traced = match info {
+            Some(true) => true,
+            Some(false) => self.follow && depth <= self.max_depth,
+            None if self.follow && depth <= self.max_depth => return Lookup::NeedPrepare { depth },
+            None => return Lookup::Ignore,
+        };
+        Lookup::Known(self.push(iframe, code, depth, traced, kind))
+    }
+
+    pub fn push(&mut self, iframe: *mut IFrame, code: usize, depth: u32, traced: bool, kind: EnterKind) -> usize {
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        if traced {
+            let parent = self.frames.iter().rev().find(|e| e.traced).map_or(0, |e| e.serial);
+            let id = self.codes.get(&code).and_then(|c| c.as_ref()).map_or(0, |c| c.id);
+            if let Sink::Record { writer: Some(w), .. } = &mut self.sink {
+                w.push(Rec::new(recorder::ENTER).u(serial).u(id.into()).u(parent).u(depth.into()).u(kind as u64));
+            }
+            self.current = serial;
+        }
+        self.frames.push(FrameEntry { iframe, code, depth, serial, traced });
+        self.frames.len() - 1
+    }
+
+    pub fn exit_top(&mut self, kind: ExitKind, value: Option<*mut ffi::PyObject>) {
+        let Some(e) = self.frames.pop() else { return };
+        if !e.traced {
+            return;
+        }
+        if let Sink::Record { writer: Some(w), reprs, max_repr, .. } = &mut self.sink {
+            let mut r = Rec::new(recorder::EXIT);
+            r.u(e.serial).u(kind as u64);
+            match value {
+                Some(v) if *reprs != ReprMode::None && !v.is_null() => {
+                    let mut s = String::new();
+                    // SAFETY: `v` is the live return/yield value the
+                    // interpreter passed to the event.
+                    unsafe { stack::obj_repr(v, *reprs, *max_repr, 2, &mut s) };
+                    r.u(1).s(&s);
+                }
+                _ => {
+                    r.u(0);
+                }
+            }
+            w.push(&r);
+        }
+    }
+
+    /// A frame left (return, yield, exception).
+    pub fn exit(&mut self, iframe: *mut IFrame, kind: ExitKind, value: Option<*mut ffi::PyObject>) {
+        if let Some(i) = self.frames.iter().rposition(|e| e.iframe == iframe) {
+            while self.frames.len() > i + 1 {
+                self.exit_top(ExitKind::Raise, None);
+            }
+            self.exit_top(kind, value);
+        }
+    }
+
+    pub fn code_info(&self, code: usize) -> Option<&CodeInfo> {
+        self.codes.get(&code).and_then(|c| c.as_deref())
+    }
+
+    pub fn set_error(&mut self, msg: String) {
+        if self.error.is_none() {
+            self.error = Some(pyo3::exceptions::PyRuntimeError::new_err(msg));
+        }
+        self.stopped = true;
+    }
+}
+
+/// What to do after an instruction event was handled under the borrow.
+pub enum Deliver {
+    Nothing,
+    /// Call `callback(stack, frame, instr)`; all three are new references.
+    Call { callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3] },
+}
+
+/// The instruction event, shared by both backends.
+///
+/// # Safety
+/// `frame` must be the live frame object of the frame executing `code`, on
+/// this thread, stopped before the instruction at byte `offset`, at an event
+/// where the backend's depth source is valid.
+pub unsafe fn instruction(
+    st: &mut TraceState,
+    frame: *mut ffi::PyObject,
+    iframe: *mut IFrame,
+    code: usize,
+    offset: usize,
+) -> Deliver {
+    let entry = match st.frames.last() {
+        Some(e) if e.iframe == iframe && e.code == code => st.frames.len() - 1,
+        // SAFETY: forwarded.
+        _ => match unsafe { st.lookup(iframe, code, EnterKind::Resume) } {
+            Lookup::Known(i) => i,
+            _ => return Deliver::Nothing,
+        },
+    };
+    let (traced, serial) = (st.frames[entry].traced, st.frames[entry].serial);
+    if !traced {
+        return Deliver::Nothing;
+    }
+    let Some(info) = st.code_info(code) else { return Deliver::Nothing };
+    let idx = offset / 2;
+    let analysed = info.depths.get(idx).copied().unwrap_or(-1);
+    let (nlocalsplus, stacksize, id) = (info.nlocalsplus, info.stacksize, info.id);
+    let instr = info.instrs.get(idx).and_then(|i| i.as_ref()).map_or(std::ptr::null_mut(), |i| i.as_ptr());
+    // SAFETY: forwarded; the backend guarantees the saved depth is valid here.
+    let saved = unsafe { layout::saved_depth(iframe, nlocalsplus) };
+    let depth = match saved {
+        Some(d) => {
+            if analysed >= 0 {
+                st.checked += 1;
+                if i64::from(analysed) != d as i64 {
+                    st.mismatches.push((id, offset as u32, analysed, d as i64));
+                }
+            }
+            d
+        }
+        None => analysed as isize,
+    };
+    if depth < 0 || depth as usize > stacksize {
+        let name = code_name(code);
+        st.set_error(format!(
+            "spyglass.opcodes: no valid stack depth for {name} at offset {offset} \
+             (got {depth}, stack size {stacksize}); the trace was stopped without reading the stack"
+        ));
+        return Deliver::Nothing;
+    }
+    let depth = depth as usize;
+    st.instructions += 1;
+    match &mut st.sink {
+        Sink::Callback(cb) => {
+            // SAFETY: forwarded: depth is the live depth of this frame.
+            let list = unsafe { stack::snapshot(iframe, nlocalsplus, depth, st.null.as_ptr()) };
+            if list.is_null() {
+                // SAFETY: snapshot set an exception.
+                let err = PyErr::take(unsafe { Python::assume_attached() });
+                st.error = err;
+                st.stopped = true;
+                return Deliver::Nothing;
+            }
+            // SAFETY: the GIL is held; new references for the call arguments.
+            unsafe {
+                let instr = if instr.is_null() { ffi::Py_None() } else { instr };
+                ffi::Py_INCREF(instr);
+                ffi::Py_INCREF(frame);
+                let cb = cb.as_ptr();
+                ffi::Py_INCREF(cb);
+                Deliver::Call { callback: cb, args: [list, frame, instr] }
+            }
+        }
+        Sink::Record { writer: Some(w), reprs, max_repr, max_values } => {
+            if !w.room() {
+                return Deliver::Nothing;
+            }
+            w.events += 1;
+            if st.current != serial {
+                st.current = serial;
+                w.push(Rec::new(recorder::SWITCH).u(serial));
+            }
+            let mut r = Rec::new(recorder::INSTR);
+            r.u((offset / 2) as u64).u(depth as u64);
+            if *reprs == ReprMode::None {
+                r.u(0);
+            } else {
+                let n = depth.min(*max_values);
+                r.u(n as u64);
+                let mut s = String::new();
+                for i in depth - n..depth {
+                    s.clear();
+                    // SAFETY: forwarded: slot i is below the live depth.
+                    unsafe {
+                        let slot: Slot = layout::slot(iframe, nlocalsplus + i);
+                        stack::slot_repr(slot, *reprs, *max_repr, &mut s);
+                    }
+                    r.s(&s);
+                }
+            }
+            w.push(&r);
+            let _ = id;
+            Deliver::Nothing
+        }
+        Sink::Record { writer: None, .. } => Deliver::Nothing,
+    }
+}
+
+fn code_name(code: usize) -> String {
+    // SAFETY: `code` is a live code object (held by CodeInfo); co_qualname's
+    // getter is C code.
+    unsafe {
+        let q = ffi::PyObject_GetAttrString(code as *mut ffi::PyObject, c"co_qualname".as_ptr());
+        if q.is_null() {
+            ffi::PyErr_Clear();
+            return "<code>".into();
+        }
+        let mut n = 0;
+        let p = ffi::PyUnicode_AsUTF8AndSize(q, &mut n);
+        let s = if p.is_null() {
+            ffi::PyErr_Clear();
+            "<code>".into()
+        } else {
+            String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, n as usize)).into_owned()
+        };
+        ffi::Py_DECREF(q);
+        s
+    }
+}
+
+/// Calls the user's callback outside any borrow of the state; on error the
+/// trace stops and the exception is kept for `Trace` to re-raise.
+/// Returns false when the callback raised (the exception is left set so that
+/// it propagates in the traced frame).
+///
+/// # Safety
+/// The GIL must be held; `d` holds new references, all released here.
+pub unsafe fn deliver(d: Deliver) -> bool {
+    let Deliver::Call { callback, args } = d else { return true };
+    // SAFETY: the GIL is held and all references are owned by `d`.
+    unsafe {
+        let r = ffi::PyObject_Vectorcall(callback, args.as_ptr(), 3, std::ptr::null_mut());
+        for a in args {
+            ffi::Py_DECREF(a);
+        }
+        ffi::Py_DECREF(callback);
+        if r.is_null() {
+            // keep a copy of the exception for Trace, and leave it set
+            let py = Python::assume_attached();
+            let err = PyErr::fetch(py);
+            let keep = err.clone_ref(py);
+            err.restore(py);
+            ACTIVE.with(|c| {
+                if let Ok(mut g) = c.try_borrow_mut() {
+                    if let Some(st) = g.as_mut() {
+                        if st.error.is_none() {
+                            st.error = Some(keep);
+                        }
+                        st.stopped = true;
+                    }
+                }
+            });
+            return false;
+        }
+        ffi::Py_DECREF(r);
+        true
+    }
+}
