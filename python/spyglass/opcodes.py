@@ -403,11 +403,10 @@ class Trace:
         try:
             session.deactivate()
         finally:
-            self.stats = session.tracer.stats()
-            session.uninstall()
             if sys.version_info < (3, 12):
                 frame.f_trace_opcodes = False
         err = session.take_error()
+        _finish(session, self)
         if err is not None:
             _raise_callback_error(err, ev)
         return False
@@ -440,10 +439,12 @@ def _finish(session: _Session, owner) -> None:
     session.finished = True
     try:
         owner.stats = session.tracer.stats()
+        owner.codes = session.table.codes
         if isinstance(owner, Recorder):
             owner._write_footer(session)
     finally:
         session.uninstall()
+        session.tracer = None  # drop the callback and code tables now
 
 
 def _resumable(obj) -> bool:
@@ -451,6 +452,8 @@ def _resumable(obj) -> bool:
 
 
 def _step(session: _Session, owner, fn, *args):
+    if session.finished:
+        return fn(*args)
     session.activate(sys._getframe())
     err = None
     try:

@@ -38,6 +38,18 @@ _NO_FALLTHROUGH = frozenset(
     if name in dis.opmap
 )
 _RESUME = dis.opmap["RESUME"]
+# 3.11 compiles a call as PRECALL n; CALL n and the compiler's model pops the
+# arguments at PRECALL, but the interpreter pops everything at CALL.
+_PRECALL = dis.opmap.get("PRECALL")
+_CALL = dis.opmap["CALL"]
+
+
+def _effect(op: int, arg: int | None, jump: bool | None = None) -> int:
+    if op == _PRECALL:
+        return 0
+    if op == _CALL and _PRECALL is not None:
+        return -arg - 1
+    return dis.stack_effect(op, arg, jump=jump)
 
 
 class StackDepthError(ValueError):
@@ -101,9 +113,9 @@ def stack_depths(code: types.CodeType) -> list[int]:
         if op < dis.HAVE_ARGUMENT:
             arg = None
         if op in _JUMPS:
-            work.append((ins.argval, depth + dis.stack_effect(op, arg, jump=True), offset))
+            work.append((ins.argval, depth + _effect(op, arg, jump=True), offset))
             if op not in _NO_FALLTHROUGH and k + 1 < len(instrs):
-                work.append((instrs[k + 1].offset, depth + dis.stack_effect(op, arg, jump=False), offset))
+                work.append((instrs[k + 1].offset, depth + _effect(op, arg, jump=False), offset))
         elif op not in _NO_FALLTHROUGH and k + 1 < len(instrs):
-            work.append((instrs[k + 1].offset, depth + dis.stack_effect(op, arg), offset))
+            work.append((instrs[k + 1].offset, depth + _effect(op, arg), offset))
     return depths

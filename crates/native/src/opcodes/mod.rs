@@ -104,6 +104,30 @@ impl Tracer {
 
 #[pymethods]
 impl Tracer {
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        // only the inactive state is here; an active one is in the thread-local
+        if let Some(st) = &self.state {
+            visit.call(&st.prepare)?;
+            visit.call(&st.null)?;
+            if let Sink::Callback(cb) = &st.sink {
+                visit.call(cb)?;
+            }
+            for info in st.codes.values().flatten() {
+                visit.call(&info.code)?;
+                for i in info.instrs.iter().flatten() {
+                    visit.call(i)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        if !self.active {
+            self.state = None;
+        }
+    }
+
     #[new]
     #[pyo3(signature = (prepare, null, callback=None, record=None, reprs="safe", max_repr=80, max_values=8, max_events=u64::MAX, follow=false, max_depth=8))]
     #[allow(clippy::too_many_arguments)]
