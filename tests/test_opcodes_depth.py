@@ -6,8 +6,9 @@ stack pointer we compare:
 - 3.11 (stacktop at opcode trace events) and 3.14 (stackpointer at
   sys.monitoring events): at every traced instruction of a workload that runs
   a dozen stdlib modules;
-- every version: the caller's saved depth while a Python callee runs, and a
-  suspended generator's saved depth at each yield.
+- 3.12+: the caller's saved depth while a Python callee runs (3.11 leaves
+  `stacktop` at -1 there after an opcode event);
+- every version: a suspended generator's saved depth at each yield.
 """
 import ast
 import collections
@@ -120,7 +121,7 @@ def _direct_call_check(mismatches, checked):
             return
         seen.add(key)
         caller = frame.f_back
-        if caller is None or not _native.opcodes.direct_caller(frame):
+        if sys.version_info < (3, 12) or caller is None or not _native.opcodes.direct_caller(frame):
             return
         code = caller.f_code
         table, instrs = depths(code)
@@ -145,7 +146,8 @@ def test_depth_matches_interpreter_at_every_instruction_or_call():
         # the interpreter's stack pointer at every traced instruction
         assert t.stats["checked"] > 50_000, t.stats["checked"]
         assert t.stats["mismatches"] == []
-    assert len(checked) > 100
+    if sys.version_info >= (3, 12):
+        assert len(checked) > 100
     assert mismatches == []
 
 
