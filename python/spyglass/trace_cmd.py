@@ -2,6 +2,7 @@
 instruction and print or write the reports (text, JSON, Perfetto, HTML)."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sys
@@ -19,6 +20,8 @@ def register(subparsers) -> None:
                    "when they start with -")
     p.add_argument("--function", metavar="NAME",
                    help="load the script (not as __main__) and trace a call of NAME()")
+    p.add_argument("--call-args", metavar="LITERALS", default="",
+                   help="arguments for NAME as Python literals, e.g. \"3, 'a'\"")
     p.add_argument("--follow", action="store_true", help="also trace called Python functions")
     p.add_argument("--max-depth", type=int, default=8, help="how many calls deep --follow goes (default 8)")
     p.add_argument("--html", metavar="FILE", help="write a step-through HTML page")
@@ -81,7 +84,12 @@ def run(args) -> int:
             if func is None:
                 print(f"spyglass trace: {args.script} defines no {args.function!r}", file=sys.stderr)
                 return 2
-            recorder.call(func)
+            try:
+                call_args = ast.literal_eval(f"({args.call_args},)") if args.call_args.strip() else ()
+            except (ValueError, SyntaxError) as e:
+                print(f"spyglass trace: --call-args must be Python literals: {e}", file=sys.stderr)
+                return 2
+            recorder.call(func, *call_args)
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException as e:  # the traced program's own exception: report it, keep the trace
