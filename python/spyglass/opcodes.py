@@ -301,7 +301,7 @@ class _Session:
                 M.set_local_events(tool, code, self._local_mask)
         else:
             current = sys.gettrace()
-            if current is not None:
+            if current is not None and not isinstance(current, _N.Reinstall):
                 raise RuntimeError(
                     f"spyglass.opcodes on CPython 3.11 needs the thread's trace function, "
                     f"but {current!r} is installed (a debugger or coverage?)"

@@ -190,7 +190,8 @@ impl Tracer {
     /// Starts delivering events on this thread. `boundary` is the running
     /// frame that makes the traced call: frames below it are outside the trace.
     #[pyo3(signature = (boundary=None))]
-    fn activate(&mut self, boundary: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    #[allow(unused_variables)] // `py` is used by the 3.11 backend only
+    fn activate(&mut self, py: Python<'_>, boundary: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         require_verified()?;
         let boundary = match boundary {
             Some(f) if f.is_instance_of::<pyo3::types::PyFrame>() => f.as_ptr(),
@@ -220,17 +221,18 @@ impl Tracer {
         ACTIVE.with(|c| *c.borrow_mut() = Some(st));
         self.active = true;
         #[cfg(not(Py_3_12))]
-        tracefunc::set(true);
+        tracefunc::set(py, true);
         Ok(())
     }
 
     /// Stops delivering events on this thread (the trace can be resumed).
-    fn deactivate(&mut self) -> PyResult<()> {
+    #[allow(unused_variables)] // `py` is used by the 3.11 backend only
+    fn deactivate(&mut self, py: Python<'_>) -> PyResult<()> {
         if !self.active {
             return Ok(());
         }
         #[cfg(not(Py_3_12))]
-        tracefunc::set(false);
+        tracefunc::set(py, false);
         let st = ACTIVE.with(|c| {
             c.try_borrow_mut()
                 .map(|mut g| g.take())
@@ -317,7 +319,7 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         if self.active {
             #[cfg(not(Py_3_12))]
-            tracefunc::set(false);
+            Python::attach(|py| tracefunc::set(py, false));
             ACTIVE.with(|c| {
                 if let Ok(mut g) = c.try_borrow_mut() {
                     g.take();
@@ -478,6 +480,8 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_recording, &m)?)?;
     #[cfg(Py_3_12)]
     m.add("callbacks", monitoring::callbacks(py)?)?;
+    #[cfg(not(Py_3_12))]
+    m.add_class::<tracefunc::Reinstall>()?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "trace function" })?;
     parent.add_submodule(&m)?;
     Ok(())

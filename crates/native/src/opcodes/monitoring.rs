@@ -90,6 +90,10 @@ unsafe extern "C" fn on_instruction(
         if failed {
             return fail();
         }
+        if !ffi::PyErr_Occurred().is_null() {
+            // an asynchronous exception raised while rendering values
+            return std::ptr::null_mut();
+        }
         if !state::deliver(d) {
             return std::ptr::null_mut();
         }

@@ -134,9 +134,16 @@ unsafe fn push_pystr(s: *mut ffi::PyObject, out: &mut String) -> bool {
 
 unsafe fn c_repr(p: *mut ffi::PyObject, out: &mut String) {
     // SAFETY: the GIL is held and `p` is live; only called on exact built-in
-    // types whose repr is implemented in C.
+    // types whose repr is implemented in C. The type's tp_repr is called
+    // directly: PyObject_Repr would first run pending signal handlers
+    // (PyErr_CheckSignals), i.e. Python code, at a point where the untraced
+    // program would not have run them.
     unsafe {
-        let r = ffi::PyObject_Repr(p);
+        let Some(f) = (*ffi::Py_TYPE(p)).tp_repr else {
+            out.push_str("<no repr>");
+            return;
+        };
+        let r = f(p);
         if r.is_null() {
             ffi::PyErr_Clear();
             out.push_str("<repr failed>");
@@ -148,13 +155,20 @@ unsafe fn c_repr(p: *mut ffi::PyObject, out: &mut String) {
 }
 
 unsafe fn full_repr(p: *mut ffi::PyObject, out: &mut String) {
-    // SAFETY: the GIL is held and `p` is live; an exception from the
-    // object's own __repr__ is cleared and reported in the text.
+    // SAFETY: the GIL is held and `p` is live. An Exception from the
+    // object's own __repr__ is cleared and reported in the text; anything
+    // else (KeyboardInterrupt from a signal handler that ran here) is left
+    // set for the backend to raise in the traced frame, where the untraced
+    // program would have seen it.
     unsafe {
         let r = ffi::PyObject_Repr(p);
         if r.is_null() {
-            ffi::PyErr_Clear();
-            let _ = write!(out, "<{} object; repr failed>", type_name(p));
+            if ffi::PyErr_ExceptionMatches(ffi::PyExc_Exception) != 0 {
+                ffi::PyErr_Clear();
+                let _ = write!(out, "<{} object; repr failed>", type_name(p));
+            } else {
+                out.push_str("<interrupted>");
+            }
             return;
         }
         if !push_pystr(r, out) {

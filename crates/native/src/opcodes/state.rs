@@ -373,21 +373,30 @@ pub unsafe fn deliver(d: Deliver) -> bool {
         }
         ffi::Py_DECREF(callback);
         if r.is_null() {
-            // keep a copy of the exception for Trace, and leave it set
             let py = Python::assume_attached();
             let err = PyErr::fetch(py);
-            let keep = err.clone_ref(py);
-            err.restore(py);
-            ACTIVE.with(|c| {
-                if let Ok(mut g) = c.try_borrow_mut() {
-                    if let Some(st) = g.as_mut() {
-                        if st.error.is_none() {
-                            st.error = Some(keep);
+            // Asynchronous exceptions (KeyboardInterrupt from a signal handler
+            // that ran inside the callback, SystemExit) and a RecursionError
+            // from calling the callback one frame deeper are raised in the
+            // traced code, where they would have surfaced without the trace;
+            // the trace goes on. Anything else stops the trace.
+            let value = err.value(py);
+            let not_exception = !value.is_instance_of::<pyo3::exceptions::PyException>();
+            let recursion = value.is_instance_of::<pyo3::exceptions::PyRecursionError>();
+            if !(not_exception || recursion) {
+                let keep = err.clone_ref(py);
+                ACTIVE.with(|c| {
+                    if let Ok(mut g) = c.try_borrow_mut() {
+                        if let Some(st) = g.as_mut() {
+                            if st.error.is_none() {
+                                st.error = Some(keep);
+                            }
+                            st.stopped = true;
                         }
-                        st.stopped = true;
                     }
-                }
-            });
+                });
+            }
+            err.restore(py);
             return false;
         }
         ffi::Py_DECREF(r);

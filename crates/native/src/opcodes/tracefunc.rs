@@ -52,6 +52,10 @@ unsafe extern "C" fn trace_fn(
                     }
                     return -1;
                 }
+                if !ffi::PyErr_Occurred().is_null() {
+                    // an asynchronous exception raised while rendering values
+                    return -1;
+                }
                 if state::deliver(d) { 0 } else { -1 }
             }
             ffi::PyTrace_CALL => on_call(frame),
@@ -149,12 +153,37 @@ unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
     }
 }
 
+/// What `sys.gettrace()` returns while a trace is active. Code that saves
+/// and restores the trace function (`test.support.no_tracing`, debuggers)
+/// puts it back with `sys.settrace(obj)`; its first call then re-installs
+/// the C trace function, so the trace survives the round trip.
+#[pyclass(module = "spyglass._native.opcodes")]
+pub struct Reinstall;
+
+#[pymethods]
+impl Reinstall {
+    fn __call__(&self, py: Python<'_>, _frame: Py<PyAny>, _event: Py<PyAny>, _arg: Py<PyAny>) -> Option<Py<PyAny>> {
+        let active = ACTIVE.with(|c| c.try_borrow().map(|g| g.is_some()).unwrap_or(false));
+        if active {
+            set(py, true);
+        }
+        None
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "<spyglass.opcodes trace function>"
+    }
+}
+
+static REINSTALL: pyo3::sync::PyOnceLock<Py<Reinstall>> = pyo3::sync::PyOnceLock::new();
+
 /// Installs or removes the trace function on the current thread.
-pub fn set(on: bool) {
-    // SAFETY: the GIL is held by the caller (a Python method).
+pub fn set(py: Python<'_>, on: bool) {
+    // SAFETY: the GIL is held (`py`); the object passed stays alive in REINSTALL.
     unsafe {
         if on {
-            ffi::PyEval_SetTrace(Some(trace_fn), std::ptr::null_mut());
+            let obj = REINSTALL.get_or_init(py, || Py::new(py, Reinstall).expect("allocating a small object"));
+            ffi::PyEval_SetTrace(Some(trace_fn), obj.as_ptr());
         } else {
             ffi::PyEval_SetTrace(None, std::ptr::null_mut());
         }
