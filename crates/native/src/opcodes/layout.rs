@@ -122,6 +122,81 @@ pub const OWNED_BY_THREAD: c_char = 0;
 pub const OWNED_BY_GENERATOR: c_char = 1;
 pub const OWNED_BY_FRAME_OBJECT: c_char = 2;
 
+// ---------------------------------------------------------------- PyThreadState (3.12+)
+
+/// The prefix of `struct _ts` (Include/cpython/pystate.h) up to the
+/// currently executing interpreter frame: 3.12 reaches it through
+/// `cframe->current_frame`, 3.13 and 3.14 hold `current_frame` directly.
+/// Reading it avoids `PyEval_GetFrame()`, which creates frame objects.
+#[cfg(Py_3_12)]
+#[repr(C)]
+pub struct ThreadState {
+    pub prev: *mut ffi::PyObject,
+    pub next: *mut ffi::PyObject,
+    pub interp: *mut ffi::PyObject,
+    #[cfg(Py_3_13)]
+    pub eval_breaker: usize,
+    pub status: u32,
+    #[cfg(Py_3_14)]
+    pub holds_gil: c_int,
+    #[cfg(Py_3_13)]
+    pub whence: c_int,
+    #[cfg(Py_3_13)]
+    pub state: c_int,
+    pub py_recursion_remaining: c_int,
+    pub py_recursion_limit: c_int,
+    #[cfg(not(Py_3_14))]
+    pub c_recursion_remaining: c_int,
+    pub recursion_headroom: c_int,
+    pub tracing: c_int,
+    pub what_event: c_int,
+    #[cfg(not(Py_3_13))]
+    pub cframe: *mut *mut IFrame,
+    #[cfg(Py_3_13)]
+    pub current_frame: *mut IFrame,
+}
+
+/// The interpreter frame executing on this thread.
+///
+/// # Safety
+/// The GIL must be held and [`verified`] must have returned Ok.
+#[cfg(Py_3_12)]
+#[inline]
+pub unsafe fn current_iframe() -> *mut IFrame {
+    // SAFETY: the thread state of the calling thread is live while it holds
+    // the GIL; the prefix layout was checked at start-up (see verify).
+    unsafe {
+        let ts = ffi::PyThreadState_Get() as *const ThreadState;
+        #[cfg(not(Py_3_13))]
+        {
+            let cframe = (*ts).cframe;
+            if cframe.is_null() { std::ptr::null_mut() } else { *cframe }
+        }
+        #[cfg(Py_3_13)]
+        {
+            (*ts).current_frame
+        }
+    }
+}
+
+/// The frame object of an interpreter frame, creating it if needed
+/// (borrowed reference, or NULL with an exception set).
+///
+/// # Safety
+/// `f` must be the frame currently executing on this thread.
+#[cfg(Py_3_12)]
+pub unsafe fn frame_object(f: *mut IFrame) -> *mut ffi::PyObject {
+    // SAFETY: the caller guarantees `f` is the current frame, so
+    // PyEval_GetFrame returns its frame object.
+    unsafe {
+        let fo = (*f).frame_obj;
+        if !fo.is_null() {
+            return fo;
+        }
+        ffi::PyEval_GetFrame() as *mut ffi::PyObject
+    }
+}
+
 // ---------------------------------------------------------------- _PyStackRef (3.14)
 
 /// One decoded value-stack slot.
@@ -369,6 +444,17 @@ pub fn verify(
             check("globals", (*f).f_globals, globals)?;
             check("builtins", (*f).f_builtins, builtins)?;
             check("frame_obj", (*f).frame_obj, frame)?;
+            #[cfg(Py_3_12)]
+            {
+                let cur = current_iframe();
+                if cur != f {
+                    return Err(format!(
+                        "CPython {}.{}: the thread state layout does not match this interpreter \
+                         (current frame read {cur:p}, expected {f:p})",
+                        py_version.0, py_version.1
+                    ));
+                }
+            }
             if (*f).owner != OWNED_BY_THREAD {
                 return Err(format!("unexpected frame owner {}", (*f).owner));
             }

@@ -43,6 +43,11 @@ pub(crate) fn register_code(st: &mut TraceState, info: &Bound<'_, PyAny>, code: 
         st.codes.entry(code as usize).or_insert(None);
         return Ok(());
     }
+    if st.codes.contains_key(&(code as usize)) {
+        // already known (a code reached twice): entries are never replaced,
+        // see TraceState::code_info
+        return Ok(());
+    }
     // SAFETY: `code` is a live object passed by the interpreter or by Python.
     let code_obj = unsafe { Bound::from_borrowed_ptr(py, code) };
     if !code_obj.is_instance_of::<pyo3::types::PyCode>() {
@@ -167,7 +172,8 @@ impl Tracer {
                 follow,
                 max_depth,
                 boundary: std::ptr::null_mut(),
-                codes: HashMap::new(),
+                codes: HashMap::with_hasher(state::PtrHash),
+                last_code: std::cell::Cell::new((0, std::ptr::null())),
                 frames: Vec::new(),
                 error: None,
                 stopped: false,

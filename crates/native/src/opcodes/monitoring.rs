@@ -24,22 +24,17 @@ unsafe fn none() -> *mut ffi::PyObject {
     }
 }
 
-/// The current frame, if it executes `code`.
-unsafe fn current(code: *mut ffi::PyObject) -> Option<(*mut ffi::PyObject, *mut layout::IFrame)> {
-    // SAFETY: the GIL is held; PyEval_GetFrame returns a borrowed reference
-    // to the frame executing the instruction that fired the event. The
-    // layout was verified before any trace could be activated.
+/// The current interpreter frame, if it executes `code`.
+unsafe fn current(code: *mut ffi::PyObject) -> Option<*mut layout::IFrame> {
+    // SAFETY: the GIL is held; the thread state's current frame is the frame
+    // executing the instruction that fired the event. The layout was
+    // verified before any trace could be activated.
     unsafe {
-        let frame = ffi::PyEval_GetFrame() as *mut ffi::PyObject;
-        if frame.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        let iframe = layout::iframe_of(frame);
+        let iframe = layout::current_iframe();
         if iframe.is_null() || layout::iframe_code(iframe) != code {
             return None;
         }
-        Some((frame, iframe))
+        Some(iframe)
     }
 }
 
@@ -82,8 +77,8 @@ unsafe extern "C" fn on_instruction(
             if st.stopped {
                 return Deliver::Nothing;
             }
-            let Some((frame, iframe)) = current(code) else { return Deliver::Nothing };
-            let d = state::instruction(st, frame, iframe, code as usize, offset as usize);
+            let Some(iframe) = current(code) else { return Deliver::Nothing };
+            let d = state::instruction(st, iframe, code as usize, offset as usize);
             failed = st.stopped;
             d
         });
@@ -110,7 +105,7 @@ unsafe fn enter(code: *mut ffi::PyObject, kind: fn() -> EnterKind) -> *mut ffi::
             if st.stopped {
                 return None;
             }
-            let (_, iframe) = current(code)?;
+            let iframe = current(code)?;
             match st.lookup(iframe, code as usize, kind()) {
                 Lookup::NeedPrepare { depth } => Some((st.prepare.clone_ref(Python::assume_attached()), depth)),
                 _ => None,
@@ -136,7 +131,7 @@ unsafe fn enter(code: *mut ffi::PyObject, kind: fn() -> EnterKind) -> *mut ffi::
                         return false;
                     }
                     if st.code_info(code as usize).is_some() {
-                        if let Some((_, iframe)) = current(code) {
+                        if let Some(iframe) = current(code) {
                             st.push(iframe, code as usize, depth, true, kind());
                         }
                     }
@@ -157,7 +152,7 @@ unsafe fn leave(code: *mut ffi::PyObject, kind: ExitKind, value: *mut ffi::PyObj
         ACTIVE.with(|c| {
             let Ok(mut g) = c.try_borrow_mut() else { return };
             let Some(st) = g.as_mut() else { return };
-            if let Some((_, iframe)) = current(code) {
+            if let Some(iframe) = current(code) {
                 st.exit(iframe, kind, Some(value));
             }
         });

@@ -14,7 +14,7 @@
 //! ```
 //! All integers are unsigned LEB128.
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, Seek, Write};
 
 pub const MAGIC: &[u8; 8] = b"SGOPS\0\x01\0";
 pub const TRAILER: &[u8; 8] = b"SGOPSEND";
@@ -25,7 +25,8 @@ pub const SWITCH: u8 = 4;
 pub const TRUNCATED: u8 = 5;
 
 pub struct Writer {
-    out: BufWriter<File>,
+    out: File,
+    buf: Vec<u8>,
     pub events: u64,
     pub max_events: u64,
     pub truncated: bool,
@@ -33,18 +34,15 @@ pub struct Writer {
 }
 
 fn varint(buf: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7f) as u8;
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
         v >>= 7;
-        if v == 0 {
-            buf.push(b);
-            return;
-        }
-        buf.push(b | 0x80);
     }
+    buf.push(v as u8);
 }
 
-/// A record under construction; appended to the file by [`Writer::push`].
+/// A record under construction, for the rare records (frame entries and
+/// exits); instructions are written straight into the writer's buffer.
 #[derive(Default)]
 pub struct Rec(pub Vec<u8>);
 
@@ -65,21 +63,25 @@ impl Rec {
     }
 }
 
+const FLUSH_AT: usize = 1 << 20;
+
 impl Writer {
     pub fn create(path: &str, max_events: u64) -> io::Result<Writer> {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-        out.write_all(MAGIC)?;
-        Ok(Writer { out, events: 0, max_events, truncated: false, error: None })
+        let out = File::create(path)?;
+        let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
+        buf.extend_from_slice(MAGIC);
+        Ok(Writer { out, buf, events: 0, max_events, truncated: false, error: None })
     }
 
     /// Whether another instruction may be recorded.
+    #[inline]
     pub fn room(&mut self) -> bool {
         if self.truncated || self.error.is_some() {
             return false;
         }
         if self.events >= self.max_events {
             self.truncated = true;
-            self.write(&[TRUNCATED]);
+            self.buf.push(TRUNCATED);
             return false;
         }
         true
@@ -87,20 +89,46 @@ impl Writer {
 
     pub fn push(&mut self, rec: &Rec) {
         if !self.truncated {
-            self.write(&rec.0);
+            self.buf.extend_from_slice(&rec.0);
+            self.end();
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    #[inline]
+    pub fn byte(&mut self, b: u8) {
+        self.buf.push(b);
+    }
+
+    #[inline]
+    pub fn u(&mut self, v: u64) {
+        varint(&mut self.buf, v);
+    }
+
+    pub fn s(&mut self, s: &str) {
+        varint(&mut self.buf, s.len() as u64);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    /// Ends a record: writes the buffer out once it is large.
+    #[inline]
+    pub fn end(&mut self) {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
         if self.error.is_none() {
-            if let Err(e) = self.out.write_all(bytes) {
+            if let Err(e) = self.out.write_all(&self.buf) {
                 self.error = Some(e);
             }
         }
+        self.buf.clear();
     }
 
     /// Appends the footer and trailer, and closes the file.
     pub fn finish(mut self, footer: &[u8]) -> io::Result<()> {
+        self.flush();
         if let Some(e) = self.error.take() {
             return Err(e);
         }

@@ -52,7 +52,9 @@ pub struct TraceState {
     pub follow: bool,
     pub max_depth: u32,
     pub boundary: *mut IFrame,
-    pub codes: HashMap<usize, Option<Box<CodeInfo>>>,
+    pub codes: HashMap<usize, Option<Box<CodeInfo>>, PtrHash>,
+    /// The last code looked up by `code_info` (boxed entries never move).
+    pub last_code: std::cell::Cell<(usize, *const CodeInfo)>,
     pub frames: Vec<FrameEntry>,
     pub error: Option<PyErr>,
     pub stopped: bool,
@@ -62,6 +64,33 @@ pub struct TraceState {
     /// (code id, offset, analysis depth, interpreter depth) where they differ.
     pub mismatches: Vec<(u32, u32, i32, i64)>,
     pub checked: u64,
+}
+
+/// Hashes pointer-sized keys (code object addresses) with one multiply.
+#[derive(Default, Clone, Copy)]
+pub struct PtrHash;
+
+pub struct PtrHasher(u64);
+
+impl std::hash::BuildHasher for PtrHash {
+    type Hasher = PtrHasher;
+    fn build_hasher(&self) -> PtrHasher {
+        PtrHasher(0)
+    }
+}
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.0 = (v as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 thread_local! {
@@ -205,8 +234,20 @@ impl TraceState {
         }
     }
 
+    #[inline]
     pub fn code_info(&self, code: usize) -> Option<&CodeInfo> {
-        self.codes.get(&code).and_then(|c| c.as_deref())
+        let (last, info) = self.last_code.get();
+        if last == code {
+            // SAFETY: the pointer was taken from a boxed entry of `codes`,
+            // which is never removed nor replaced while the state lives
+            // (register_code only inserts codes that are not present).
+            return Some(unsafe { &*info });
+        }
+        let found = self.codes.get(&code).and_then(|c| c.as_deref());
+        if let Some(info) = found {
+            self.last_code.set((code, info as *const CodeInfo));
+        }
+        found
     }
 
     pub fn set_error(&mut self, msg: String) {
@@ -227,12 +268,11 @@ pub enum Deliver {
 /// The instruction event, shared by both backends.
 ///
 /// # Safety
-/// `frame` must be the live frame object of the frame executing `code`, on
-/// this thread, stopped before the instruction at byte `offset`, at an event
-/// where the backend's depth source is valid.
+/// `iframe` must be the frame executing `code` on this thread (the current
+/// one), stopped before the instruction at byte `offset`, at an event where
+/// the backend's depth source is valid.
 pub unsafe fn instruction(
     st: &mut TraceState,
-    frame: *mut ffi::PyObject,
     iframe: *mut IFrame,
     code: usize,
     offset: usize,
@@ -289,6 +329,23 @@ pub unsafe fn instruction(
                 st.stopped = true;
                 return Deliver::Nothing;
             }
+            // SAFETY: the GIL is held; `iframe` is the current frame, so
+            // its frame object is the one PyEval_GetFrame would return.
+            let frame = unsafe {
+                #[cfg(Py_3_12)]
+                let f = layout::frame_object(iframe);
+                #[cfg(not(Py_3_12))]
+                let f = (*iframe).frame_obj;
+                f
+            };
+            if frame.is_null() {
+                // SAFETY: creating the frame object failed with an exception set.
+                unsafe { ffi::Py_DECREF(list) };
+                let err = PyErr::take(unsafe { Python::assume_attached() });
+                st.error = err;
+                st.stopped = true;
+                return Deliver::Nothing;
+            }
             // SAFETY: the GIL is held; new references for the call arguments.
             unsafe {
                 let instr = if instr.is_null() { ffi::Py_None() } else { instr };
@@ -306,15 +363,17 @@ pub unsafe fn instruction(
             w.events += 1;
             if st.current != serial {
                 st.current = serial;
-                w.push(Rec::new(recorder::SWITCH).u(serial));
+                w.byte(recorder::SWITCH);
+                w.u(serial);
             }
-            let mut r = Rec::new(recorder::INSTR);
-            r.u((offset / 2) as u64).u(depth as u64);
+            w.byte(recorder::INSTR);
+            w.u((offset / 2) as u64);
+            w.u(depth as u64);
             if *reprs == ReprMode::None {
-                r.u(0);
+                w.u(0);
             } else {
                 let n = depth.min(*max_values);
-                r.u(n as u64);
+                w.u(n as u64);
                 let mut s = String::new();
                 for i in depth - n..depth {
                     s.clear();
@@ -323,10 +382,10 @@ pub unsafe fn instruction(
                         let slot: Slot = layout::slot(iframe, nlocalsplus + i);
                         stack::slot_repr(slot, *reprs, *max_repr, &mut s);
                     }
-                    r.s(&s);
+                    w.s(&s);
                 }
             }
-            w.push(&r);
+            w.end();
             let _ = id;
             Deliver::Nothing
         }

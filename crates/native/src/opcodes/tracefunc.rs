@@ -36,7 +36,7 @@ unsafe extern "C" fn trace_fn(
                         return Deliver::Nothing;
                     }
                     let code = layout::iframe_code(iframe) as usize;
-                    let d = state::instruction(st, frame, iframe, code, offset as usize);
+                    let d = state::instruction(st, iframe, code, offset as usize);
                     failed = st.stopped;
                     d
                 });
