@@ -156,17 +156,18 @@ pub struct ThreadState {
     pub current_frame: *mut IFrame,
 }
 
-/// The interpreter frame executing on this thread.
+/// The interpreter frame executing on the thread of `ts`.
 ///
 /// # Safety
-/// The GIL must be held and [`verified`] must have returned Ok.
+/// `ts` must be the current thread's state (GIL held) and [`verified`] must
+/// have returned Ok.
 #[cfg(Py_3_12)]
 #[inline]
-pub unsafe fn current_iframe() -> *mut IFrame {
+pub unsafe fn current_iframe(ts: *mut ffi::PyThreadState) -> *mut IFrame {
     // SAFETY: the thread state of the calling thread is live while it holds
     // the GIL; the prefix layout was checked at start-up (see verify).
     unsafe {
-        let ts = ffi::PyThreadState_Get() as *const ThreadState;
+        let ts = ts as *const ThreadState;
         #[cfg(not(Py_3_13))]
         {
             let cframe = (*ts).cframe;
@@ -446,7 +447,7 @@ pub fn verify(
             check("frame_obj", (*f).frame_obj, frame)?;
             #[cfg(Py_3_12)]
             {
-                let cur = current_iframe();
+                let cur = current_iframe(ffi::PyThreadState_Get());
                 if cur != f {
                     return Err(format!(
                         "CPython {}.{}: the thread state layout does not match this interpreter \

@@ -164,6 +164,7 @@ impl Tracer {
             }
             _ => return Err(PyValueError::new_err("give exactly one of callback and record")),
         };
+        let may_raise = matches!(&sink, Sink::Record { reprs: stack::ReprMode::Full, .. });
         Ok(Tracer {
             state: Some(Box::new(TraceState {
                 sink,
@@ -182,6 +183,7 @@ impl Tracer {
                 instructions: 0,
                 mismatches: Vec::new(),
                 checked: 0,
+                may_raise,
             })),
             active: false,
         })

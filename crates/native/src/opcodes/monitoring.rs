@@ -26,11 +26,18 @@ unsafe fn none() -> *mut ffi::PyObject {
 
 /// The current interpreter frame, if it executes `code`.
 unsafe fn current(code: *mut ffi::PyObject) -> Option<*mut layout::IFrame> {
+    // SAFETY: the GIL is held.
+    unsafe { current_on(ffi::PyThreadState_Get(), code) }
+}
+
+/// As `current`, given the current thread state.
+#[inline]
+unsafe fn current_on(ts: *mut ffi::PyThreadState, code: *mut ffi::PyObject) -> Option<*mut layout::IFrame> {
     // SAFETY: the GIL is held; the thread state's current frame is the frame
     // executing the instruction that fired the event. The layout was
     // verified before any trace could be activated.
     unsafe {
-        let iframe = layout::current_iframe();
+        let iframe = layout::current_iframe(ts);
         if iframe.is_null() || layout::iframe_code(iframe) != code {
             return None;
         }
@@ -71,21 +78,24 @@ unsafe extern "C" fn on_instruction(
             return none();
         }
         let mut failed = false;
-        let d = ACTIVE.with(|c| {
+        let mut may_raise = false;
+        let ts = ffi::PyThreadState_Get();
+        let d = ACTIVE.with_ts(ts, |c| {
             let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
             let Some(st) = g.as_mut() else { return Deliver::Nothing };
             if st.stopped {
                 return Deliver::Nothing;
             }
-            let Some(iframe) = current(code) else { return Deliver::Nothing };
+            let Some(iframe) = current_on(ts, code) else { return Deliver::Nothing };
             let d = state::instruction(st, iframe, code as usize, offset as usize);
             failed = st.stopped;
+            may_raise = st.may_raise;
             d
         });
         if failed {
             return fail();
         }
-        if !ffi::PyErr_Occurred().is_null() {
+        if may_raise && !ffi::PyErr_Occurred().is_null() {
             // an asynchronous exception raised while rendering values
             return std::ptr::null_mut();
         }

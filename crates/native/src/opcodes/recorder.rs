@@ -33,6 +33,7 @@ pub struct Writer {
     pub error: Option<io::Error>,
 }
 
+#[inline]
 fn varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);

@@ -19,10 +19,35 @@ pub unsafe fn snapshot(
     depth: usize,
     null: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    let mut none = std::ptr::null_mut();
+    // SAFETY: forwarded.
+    unsafe { snapshot_reusing(&mut none, f, nlocalsplus, depth, null) }
+}
+
+/// Like [`snapshot`], but fills `*spare` (an empty list that nobody else
+/// references, see [`recycle`]) instead of allocating, when it has room.
+///
+/// # Safety
+/// As for [`snapshot`]; `*spare` is NULL or a list from [`recycle`].
+pub unsafe fn snapshot_reusing(
+    spare: &mut *mut ffi::PyObject,
+    f: *const IFrame,
+    nlocalsplus: usize,
+    depth: usize,
+    null: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: the caller guarantees the frame and the depth; every object put
-    // into the list gets its own new reference (the frame keeps its own).
+    // into the list gets its own new reference (the frame keeps its own). A
+    // spare list is empty, exclusively ours, and has `allocated` item slots
+    // (the public PyListObject layout of Include/cpython/listobject.h).
     unsafe {
-        let list = ffi::PyList_New(depth as ffi::Py_ssize_t);
+        let list = if !spare.is_null() && (*(*spare as *mut ffi::PyListObject)).allocated >= depth as ffi::Py_ssize_t {
+            let l = std::mem::replace(spare, std::ptr::null_mut());
+            set_size(l, depth as ffi::Py_ssize_t);
+            l
+        } else {
+            ffi::PyList_New(depth as ffi::Py_ssize_t)
+        };
         if list.is_null() {
             return list;
         }
@@ -55,11 +80,59 @@ pub unsafe fn snapshot(
                     return std::ptr::null_mut();
                 }
             };
-            ffi::PyList_SET_ITEM(list, i as ffi::Py_ssize_t, item);
+            *(*(list as *mut ffi::PyListObject)).ob_item.add(i) = item;
         }
         list
     }
 }
+
+/// `Py_SET_SIZE` (a static inline function in the C API).
+unsafe fn set_size(list: *mut ffi::PyObject, n: ffi::Py_ssize_t) {
+    // SAFETY: `list` is a list (a PyVarObject) owned by the caller.
+    unsafe { (*(list as *mut ffi::PyVarObject)).ob_size = n };
+}
+
+/// Takes back a snapshot list after the callback returned: if nothing else
+/// references it, its items are released and the empty list is kept in
+/// `*spare` for the next snapshot (saving an allocation per instruction);
+/// otherwise our reference is dropped. A list the callback kept is never
+/// touched again. Of two candidates the one with more room is kept.
+///
+/// # Safety
+/// The GIL must be held; `list` is a list we own one reference to.
+pub unsafe fn recycle(spare: &mut *mut ffi::PyObject, list: *mut ffi::PyObject) {
+    // SAFETY: as documented; with a reference count of 1 the list is only
+    // reachable through our reference.
+    unsafe {
+        if ffi::Py_REFCNT(list) != 1 || ffi::PyList_CheckExact(list) == 0 {
+            ffi::Py_DECREF(list);
+            return;
+        }
+        let l = list as *mut ffi::PyListObject;
+        if !spare.is_null() && (*(*spare as *mut ffi::PyListObject)).allocated >= (*l).allocated {
+            ffi::Py_DECREF(list);
+            return;
+        }
+        let n = ffi::Py_SIZE(list);
+        set_size(list, 0);
+        for i in 0..n {
+            let item = std::mem::replace(&mut *(*l).ob_item.add(i as usize), std::ptr::null_mut());
+            ffi::Py_DECREF(item);
+        }
+        let old = std::mem::replace(spare, list);
+        if !old.is_null() {
+            ffi::Py_DECREF(old);
+        }
+    }
+}
+
+/// The spare snapshot list, shared by all traces (only touched with the GIL).
+pub struct Spare(pub std::cell::Cell<*mut ffi::PyObject>);
+
+// SAFETY: only used with the GIL held (free-threaded builds are refused).
+unsafe impl Sync for Spare {}
+
+pub static SPARE: Spare = Spare(std::cell::Cell::new(std::ptr::null_mut()));
 
 /// How the recorder renders stack values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -64,6 +64,8 @@ pub struct TraceState {
     /// (code id, offset, analysis depth, interpreter depth) where they differ.
     pub mismatches: Vec<(u32, u32, i32, i64)>,
     pub checked: u64,
+    /// Rendering values may leave an asynchronous exception set (full reprs).
+    pub may_raise: bool,
 }
 
 /// Hashes pointer-sized keys (code object addresses) with one multiply.
@@ -93,8 +95,59 @@ impl std::hash::Hasher for PtrHasher {
     }
 }
 
-thread_local! {
-    pub static ACTIVE: RefCell<Option<Box<TraceState>>> = const { RefCell::new(None) };
+/// The active trace of each thread, keyed by the thread state. Only touched
+/// with the GIL held (free-threaded builds are refused), which serialises
+/// all access. Looking a thread up by its `PyThreadState` reuses the
+/// interpreter's own thread-local read instead of a second one of ours.
+pub struct Active {
+    slots: std::cell::UnsafeCell<Vec<(usize, &'static RefCell<Option<Box<TraceState>>>)>>,
+    last: std::cell::Cell<(usize, Option<&'static RefCell<Option<Box<TraceState>>>>)>,
+}
+
+// SAFETY: every access happens with the GIL held (see `with`), so there is
+// never concurrent access from two threads.
+unsafe impl Sync for Active {}
+
+pub static ACTIVE: Active = Active {
+    slots: std::cell::UnsafeCell::new(Vec::new()),
+    last: std::cell::Cell::new((0, None)),
+};
+
+impl Active {
+    /// Runs `f` with this thread's slot. The GIL must be held.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&RefCell<Option<Box<TraceState>>>) -> R) -> R {
+        // SAFETY: the caller holds the GIL (all callers are Python calls or
+        // interpreter callbacks), so this thread state is live.
+        let ts = unsafe { ffi::PyThreadState_Get() };
+        self.with_ts(ts, f)
+    }
+
+    /// As [`Active::with`], for a caller that already has the thread state
+    /// (`PyThreadState_Get()` of the current thread, GIL held).
+    #[inline]
+    pub fn with_ts<R>(&self, ts: *mut ffi::PyThreadState, f: impl FnOnce(&RefCell<Option<Box<TraceState>>>) -> R) -> R {
+        // SAFETY: the GIL is held (see the callers), so no other thread
+        // touches the registry concurrently.
+        let ts = ts as usize;
+        let (last_ts, last) = self.last.get();
+        if let Some(cell) = last.filter(|_| last_ts == ts) {
+            return f(cell);
+        }
+        // SAFETY: as above; the Vec is only mutated here, and the cell
+        // references it holds are 'static (leaked, one per thread state).
+        let slots = unsafe { &mut *self.slots.get() };
+        let cell = match slots.iter().find(|(k, _)| *k == ts) {
+            Some((_, c)) => *c,
+            None => {
+                let c: &'static RefCell<Option<Box<TraceState>>> = Box::leak(Box::new(RefCell::new(None)));
+                slots.push((ts, c));
+                c
+            }
+        };
+        self.last.set((ts, Some(cell)));
+        f(cell)
+    }
 }
 
 /// Where a frame stands with respect to the trace.
@@ -321,7 +374,12 @@ pub unsafe fn instruction(
     match &mut st.sink {
         Sink::Callback(cb) => {
             // SAFETY: forwarded: depth is the live depth of this frame.
-            let list = unsafe { stack::snapshot(iframe, nlocalsplus, depth, st.null.as_ptr()) };
+            let list = unsafe {
+                let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
+                let l = stack::snapshot_reusing(&mut spare, iframe, nlocalsplus, depth, st.null.as_ptr());
+                stack::SPARE.0.set(spare);
+                l
+            };
             if list.is_null() {
                 // SAFETY: snapshot set an exception.
                 let err = PyErr::take(unsafe { Python::assume_attached() });
@@ -427,10 +485,13 @@ pub unsafe fn deliver(d: Deliver) -> bool {
     // SAFETY: the GIL is held and all references are owned by `d`.
     unsafe {
         let r = ffi::PyObject_Vectorcall(callback, args.as_ptr(), 3, std::ptr::null_mut());
-        for a in args {
-            ffi::Py_DECREF(a);
-        }
+        let [list, frame, instr] = args;
+        ffi::Py_DECREF(frame);
+        ffi::Py_DECREF(instr);
         ffi::Py_DECREF(callback);
+        let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
+        stack::recycle(&mut spare, list);
+        stack::SPARE.0.set(spare);
         if r.is_null() {
             let py = Python::assume_attached();
             let err = PyErr::fetch(py);

@@ -24,6 +24,7 @@ unsafe extern "C" fn trace_fn(
         match what {
             ffi::PyTrace_OPCODE => {
                 let mut failed = false;
+                let mut may_raise = false;
                 let d = ACTIVE.with(|c| {
                     let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
                     let Some(st) = g.as_mut() else { return Deliver::Nothing };
@@ -38,6 +39,7 @@ unsafe extern "C" fn trace_fn(
                     let code = layout::iframe_code(iframe) as usize;
                     let d = state::instruction(st, iframe, code, offset as usize);
                     failed = st.stopped;
+                    may_raise = st.may_raise;
                     d
                 });
                 if failed {
@@ -52,7 +54,7 @@ unsafe extern "C" fn trace_fn(
                     }
                     return -1;
                 }
-                if !ffi::PyErr_Occurred().is_null() {
+                if may_raise && !ffi::PyErr_Occurred().is_null() {
                     // an asynchronous exception raised while rendering values
                     return -1;
                 }
