@@ -364,3 +364,25 @@ def test_recorder_max_events_and_bad_files(tmp_path):
         (tmp_path / "cut").write_bytes(data[:cut])
         with pytest.raises(ValueError, match="cut"):
             O.read(tmp_path / "cut")
+
+
+def test_concurrent_traces_on_two_threads():
+    alone = len(trace(lol, 7).steps)
+    results = {}
+    barrier = threading.Barrier(2)
+
+    def worker(name):
+        counts = []
+        def cb(stack, frame, instr):
+            counts.append(instr.offset)
+            if len(counts) == 3:
+                barrier.wait(timeout=30)  # both traces are active now
+        Trace(lol, cb).call(7)
+        results[name] = len(counts)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"a": alone, "b": alone}

@@ -242,6 +242,11 @@ _EVENTS_LOCAL = ("INSTRUCTION", "PY_START", "PY_RESUME", "PY_RETURN", "PY_YIELD"
 _EVENTS_GLOBAL = ("PY_UNWIND", "PY_THROW")
 
 
+class _ToolId(int):
+    """A tool id object of its own (never a cached small int), so that its
+    identity tells the callbacks of one trace from another's."""
+
+
 class _Session:
     """One installed trace: the native tracer and the interpreter hooks."""
 
@@ -290,8 +295,14 @@ class _Session:
             M.use_tool_id(tool, "spyglass.opcodes")
             self.tool = tool
             E = M.events
-            for name, fn in _N.callbacks.items():
+            # the callbacks are bound to this object; events of other tools
+            # (another trace on another thread) are ignored by identity
+            tool_obj = _ToolId(tool)
+            self.tracer.set_tool(tool_obj)
+            self._callback_names = []
+            for name, fn in _N.callbacks(tool_obj).items():
                 M.register_callback(tool, getattr(E, name), fn)
+                self._callback_names.append(name)
             self._local_mask = functools.reduce(lambda a, b: a | b, (getattr(E, n) for n in _EVENTS_LOCAL))
             glob = functools.reduce(lambda a, b: a | b, (getattr(E, n) for n in _EVENTS_GLOBAL))
             if self.follow:
@@ -318,7 +329,7 @@ class _Session:
             for code in self.table.codes:
                 M.set_local_events(tool, code, 0)
             M.set_events(tool, 0)
-            for name in _N.callbacks:
+            for name in self._callback_names:
                 M.register_callback(tool, getattr(M.events, name), None)
             M.free_tool_id(tool)
 

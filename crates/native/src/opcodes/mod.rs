@@ -184,6 +184,8 @@ impl Tracer {
                 mismatches: Vec::new(),
                 checked: 0,
                 may_raise,
+                tool: std::ptr::null_mut(),
+                tool_ref: None,
             })),
             active: false,
         })
@@ -273,6 +275,17 @@ impl Tracer {
                 #[cfg(not(Py_3_12))]
                 layout::set_trace_flags(f, false, true);
             }
+            Ok(())
+        })
+    }
+
+    /// Binds the trace to its sys.monitoring tool id (3.12+).
+    /// `tool` must be the very object given to `callbacks(tool)`.
+    fn set_tool(&mut self, tool: &Bound<'_, PyAny>) -> PyResult<()> {
+        let keep = tool.clone().unbind();
+        self.with_state(|st| {
+            st.tool = keep.as_ptr();
+            st.tool_ref = Some(keep);
             Ok(())
         })
     }
@@ -487,7 +500,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(direct_caller, &m)?)?;
     m.add_function(wrap_pyfunction!(decode_recording, &m)?)?;
     #[cfg(Py_3_12)]
-    m.add("callbacks", monitoring::callbacks(py)?)?;
+    m.add_function(wrap_pyfunction!(monitoring::callbacks, &m)?)?;
     #[cfg(not(Py_3_12))]
     m.add_class::<tracefunc::Reinstall>()?;
     m.add("BACKEND", if cfg!(Py_3_12) { "sys.monitoring" } else { "trace function" })?;

@@ -62,7 +62,7 @@ unsafe fn fail() -> *mut ffi::PyObject {
 }
 
 unsafe extern "C" fn on_instruction(
-    _slf: *mut ffi::PyObject,
+    slf: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
@@ -83,7 +83,7 @@ unsafe extern "C" fn on_instruction(
         let d = ACTIVE.with_ts(ts, |c| {
             let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
             let Some(st) = g.as_mut() else { return Deliver::Nothing };
-            if st.stopped {
+            if st.stopped || st.tool != slf {
                 return Deliver::Nothing;
             }
             let Some(iframe) = current_on(ts, code) else { return Deliver::Nothing };
@@ -106,13 +106,13 @@ unsafe extern "C" fn on_instruction(
     }
 }
 
-unsafe fn enter(code: *mut ffi::PyObject, kind: fn() -> EnterKind) -> *mut ffi::PyObject {
+unsafe fn enter(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: fn() -> EnterKind) -> *mut ffi::PyObject {
     // SAFETY: called from the callbacks below with the GIL held.
     unsafe {
         let need = ACTIVE.with(|c| {
             let Ok(mut g) = c.try_borrow_mut() else { return None };
             let st = g.as_mut()?;
-            if st.stopped {
+            if st.stopped || st.tool != tool {
                 return None;
             }
             let iframe = current(code)?;
@@ -156,12 +156,15 @@ unsafe fn enter(code: *mut ffi::PyObject, kind: fn() -> EnterKind) -> *mut ffi::
     }
 }
 
-unsafe fn leave(code: *mut ffi::PyObject, kind: ExitKind, value: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe fn leave(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: ExitKind, value: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: called from the callbacks below with the GIL held.
     unsafe {
         ACTIVE.with(|c| {
             let Ok(mut g) = c.try_borrow_mut() else { return };
             let Some(st) = g.as_mut() else { return };
+            if st.tool != tool {
+                return;
+            }
             if let Some(iframe) = current(code) {
                 st.exit(iframe, kind, Some(value));
             }
@@ -173,7 +176,7 @@ unsafe fn leave(code: *mut ffi::PyObject, kind: ExitKind, value: *mut ffi::PyObj
 macro_rules! callback {
     ($name:ident, $body:expr) => {
         unsafe extern "C" fn $name(
-            _slf: *mut ffi::PyObject,
+            slf: *mut ffi::PyObject,
             args: *mut *mut ffi::PyObject,
             nargs: ffi::Py_ssize_t,
         ) -> *mut ffi::PyObject {
@@ -185,19 +188,19 @@ macro_rules! callback {
                 }
                 let code = *args;
                 let value = if nargs >= 3 { *args.add(2) } else { std::ptr::null_mut() };
-                let f: unsafe fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject = $body;
-                f(code, value)
+                let f: unsafe fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject = $body;
+                f(slf, code, value)
             }
         }
     };
 }
 
-callback!(on_py_start, |code, _| enter(code, || EnterKind::Start));
-callback!(on_py_resume, |code, _| enter(code, || EnterKind::Resume));
-callback!(on_py_throw, |code, _| enter(code, || EnterKind::Throw));
-callback!(on_py_return, |code, v| leave(code, ExitKind::Return, v));
-callback!(on_py_yield, |code, v| leave(code, ExitKind::Yield, v));
-callback!(on_py_unwind, |code, v| leave(code, ExitKind::Raise, v));
+callback!(on_py_start, |tool, code, _| enter(tool, code, || EnterKind::Start));
+callback!(on_py_resume, |tool, code, _| enter(tool, code, || EnterKind::Resume));
+callback!(on_py_throw, |tool, code, _| enter(tool, code, || EnterKind::Throw));
+callback!(on_py_return, |tool, code, v| leave(tool, code, ExitKind::Return, v));
+callback!(on_py_yield, |tool, code, v| leave(tool, code, ExitKind::Yield, v));
+callback!(on_py_unwind, |tool, code, v| leave(tool, code, ExitKind::Raise, v));
 
 struct Defs([ffi::PyMethodDef; 7]);
 // SAFETY: the definitions are immutable static data (pointers to static
@@ -224,12 +227,17 @@ static DEFS: Defs = Defs([
 ]);
 
 /// {event name: callback function} for `sys.monitoring.register_callback`.
-pub fn callbacks<'py>(py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+/// The functions are bound to the tool id (their `self`), so that a trace
+/// acts only on the events of its own tool when several traces run on
+/// different threads.
+#[pyfunction]
+pub fn callbacks<'py>(py: Python<'py>, tool_obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
     for def in &DEFS.0 {
-        // SAFETY: `def` is 'static; PyCFunction_NewEx returns a new reference or NULL.
+        // SAFETY: `def` is 'static; PyCFunction_NewEx keeps a reference to
+        // `self` and returns a new reference or NULL.
         let f = unsafe {
-            let p = ffi::PyCFunction_NewEx(def as *const _ as *mut _, std::ptr::null_mut(), std::ptr::null_mut());
+            let p = ffi::PyCFunction_NewEx(def as *const _ as *mut _, tool_obj.as_ptr(), std::ptr::null_mut());
             Bound::from_owned_ptr_or_err(py, p)?
         };
         // SAFETY: ml_name is a static NUL-terminated string.

@@ -66,6 +66,10 @@ pub struct TraceState {
     pub checked: u64,
     /// Rendering values may leave an asynchronous exception set (full reprs).
     pub may_raise: bool,
+    /// The sys.monitoring tool id object this trace's callbacks are bound to
+    /// (compared by address; `tool_ref` keeps it alive). NULL on 3.11.
+    pub tool: *mut ffi::PyObject,
+    pub tool_ref: Option<Py<PyAny>>,
 }
 
 /// Hashes pointer-sized keys (code object addresses) with one multiply.
