@@ -386,3 +386,41 @@ def test_concurrent_traces_on_two_threads():
     for t in threads:
         t.join()
     assert results == {"a": alone, "b": alone}
+
+
+def test_with_handler_stack_holds_lasti_as_int():
+    # the handler of a `with` block keeps the raising instruction's offset
+    # (lasti) on the stack: a tagged int on 3.14, decoded to a Python int
+    class Suppress:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return True
+
+    def f():
+        with Suppress():
+            raise ValueError("x")
+        return "after"
+
+    t = trace(f)
+    assert t.result == "after"
+    (push,) = [s for s in t.steps if s.instr.opname == "PUSH_EXC_INFO"]
+    assert isinstance(push.stack[-1], ValueError)
+    lasti = push.stack[-2]
+    assert type(lasti) is int
+    raising = [s.instr.offset for s in t.steps if s.instr.opname == "RAISE_VARARGS"]
+    assert lasti in (raising[0], raising[0] // 2)  # bytes or code units, per version
+
+
+def test_recorder_keeps_no_references(tmp_path):
+    a = object()
+
+    def f(p):
+        return [p, p, (p,)]
+
+    before = sys.getrefcount(a)
+    for reprs in ("none", "safe", "full"):
+        O.Recorder(tmp_path / reprs, reprs=reprs).call(f, a)
+    gc.collect()
+    assert sys.getrefcount(a) == before

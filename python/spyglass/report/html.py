@@ -11,11 +11,15 @@ import json
 from spyglass.opcodes import Recording
 
 
-def _steps(rec: Recording) -> tuple[list, list]:
-    """[[code, offset, depth, stack, call_depth, note], ...] and the codes used."""
+def _steps(rec: Recording, max_steps: int) -> tuple[list, list]:
+    """[[code, offset, depth, stack, call_depth, notes, notes after], ...]
+    and the notes after the last step."""
     steps: list[list] = []
     notes: list[str] = []
     for ev in rec.events():
+        if len(steps) >= max_steps:
+            notes.append(f"the page shows the first {max_steps} instructions")
+            break
         kind = ev["kind"]
         if kind == "enter":
             notes.append(f"{ev['how']} {rec.codes[ev['code']]['qualname']}")
@@ -35,8 +39,10 @@ def _steps(rec: Recording) -> tuple[list, list]:
     return steps, notes
 
 
-def to_html(rec: Recording, title: str = "spyglass trace") -> str:
-    steps, trailing = _steps(rec)
+def to_html(rec: Recording, title: str = "spyglass trace", max_steps: int = 200_000) -> str:
+    """The page for `rec`, with at most `max_steps` instructions (a page with
+    millions of steps would not load)."""
+    steps, trailing = _steps(rec, max_steps)
     used = sorted({s[0] for s in steps})
     codes = {}
     files = {}
