@@ -161,3 +161,22 @@ def test_text_report_api(tmp_path, seed):
     n = write_text(rec, buf)
     assert n == sum(e["kind"] == "instr" for e in rec.events())
     assert to_json(rec)["events"] and to_perfetto(rec)["traceEvents"]
+
+
+def test_cli_runs_generator_and_coroutine_functions(tmp_path, capsys):
+    p = tmp_path / "gens.py"
+    p.write_text(
+        "import asyncio\n"
+        "def gen(n):\n"
+        "    for i in range(n):\n"
+        "        yield i * 7\n"
+        "async def coro():\n"
+        "    await asyncio.sleep(0)\n"
+        "    return 99\n"
+    )
+    assert main(["trace", str(p), "--function", "gen", "--call-args", "2", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("<<< yield out of gen -> ") == 2 and "-> 7" in out
+    assert main(["trace", str(p), "--function", "coro", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "<<< return from coro -> 99" in out

@@ -89,7 +89,17 @@ def run(args) -> int:
             except (ValueError, SyntaxError) as e:
                 print(f"spyglass trace: --call-args must be Python literals: {e}", file=sys.stderr)
                 return 2
-            recorder.call(func, *call_args)
+            result = recorder.call(func, *call_args)
+            # a generator or coroutine function: run it to the end, traced
+            if hasattr(result, "__await__"):
+                import asyncio
+                asyncio.run(_awaited(result))
+            elif hasattr(result, "__anext__"):
+                import asyncio
+                asyncio.run(_drained(result))
+            elif hasattr(result, "send") and hasattr(result, "throw"):
+                for _ in result:
+                    pass
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException as e:  # the traced program's own exception: report it, keep the trace
@@ -122,6 +132,15 @@ def run(args) -> int:
         from spyglass.report import to_html
         _write(args.html, to_html(rec, title=f"spyglass trace: {os.path.basename(path)}"))
     return status
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
+async def _drained(agen):
+    async for _ in agen:
+        pass
 
 
 def _write(path: str, content: str) -> None:

@@ -36,7 +36,7 @@ def write_text(rec: Recording, out: IO, color: bool = False, max_stack_chars: in
             how = ev["how"]
             value = f" -> {ev['value']}" if ev.get("value") is not None else ""
             col = c["raise_"] if how in ("raise",) else c["exit"]
-            text = {"return": "return from", "yield": "yield from", "raise": "exception out of",
+            text = {"return": "return from", "yield": "yield out of", "raise": "exception out of",
                     "open": "still running at the end:"}.get(how, how)
             out.write(f"{indent}{col}<<< {text} {name}{value}{c['reset']}\n")
         elif kind == "instr":

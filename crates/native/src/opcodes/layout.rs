@@ -186,6 +186,7 @@ pub unsafe fn current_iframe(ts: *mut ffi::PyThreadState) -> *mut IFrame {
 /// # Safety
 /// `f` must be the frame currently executing on this thread.
 #[cfg(Py_3_12)]
+#[inline]
 pub unsafe fn frame_object(f: *mut IFrame) -> *mut ffi::PyObject {
     // SAFETY: the caller guarantees `f` is the current frame, so
     // PyEval_GetFrame returns its frame object.
@@ -215,6 +216,7 @@ pub enum Slot {
 /// `PyStackRef_NULL` is `Py_TAG_REFCNT` (1); tagged ints have both low bits
 /// set (`Py_INT_TAG` 3); otherwise the pointer is the bits without
 /// `Py_TAG_REFCNT` (tag 0 = owned reference, 1 = deferred/borrowed).
+#[inline]
 pub fn decode_stackref(bits: usize) -> Slot {
     const TAG_REFCNT: usize = 1;
     const INT_TAG: usize = 3;
@@ -235,6 +237,7 @@ pub fn decode_stackref(bits: usize) -> Slot {
 ///
 /// # Safety
 /// `frame` must be a live `PyFrameObject` and [`verified`] must have returned Ok.
+#[inline]
 pub unsafe fn iframe_of(frame: *mut ffi::PyObject) -> *mut IFrame {
     // SAFETY: the caller guarantees `frame` is a frame object whose layout the
     // start-up check matched against this mirror.
@@ -259,6 +262,7 @@ pub unsafe fn set_trace_flags(frame: *mut ffi::PyObject, lines: bool, opcodes: b
 ///
 /// # Safety
 /// `f` must point to a live interpreter frame of this thread.
+#[inline]
 pub unsafe fn iframe_code(f: *const IFrame) -> *mut ffi::PyObject {
     // SAFETY: the caller guarantees `f` is live; the field is the first word
     // of the struct in every mirror.
@@ -301,6 +305,7 @@ pub unsafe fn iframe_is_python(f: *const IFrame) -> bool {
 /// # Safety
 /// `f` must point to a live interpreter frame of this thread, stopped at an
 /// event where the saved pointer is valid (see the module docs).
+#[inline]
 pub unsafe fn saved_depth(f: *const IFrame, nlocalsplus: usize) -> Option<isize> {
     #[cfg(not(Py_3_12))]
     {
@@ -352,6 +357,7 @@ pub unsafe fn raw_stacktop(f: *const IFrame) -> Option<isize> {
 /// # Safety
 /// `f` must point to a live interpreter frame and `i` must be below the
 /// frame's live extent (locals plus current stack depth).
+#[inline]
 pub unsafe fn slot(f: *const IFrame, i: usize) -> Slot {
     // SAFETY: the caller guarantees `i` is within the live part of the
     // frame's `localsplus` array, which is allocated inline after the struct.

@@ -29,6 +29,7 @@ pub unsafe fn snapshot(
 ///
 /// # Safety
 /// As for [`snapshot`]; `*spare` is NULL or a list from [`recycle`].
+#[inline]
 pub unsafe fn snapshot_reusing(
     spare: &mut *mut ffi::PyObject,
     f: *const IFrame,
@@ -87,6 +88,7 @@ pub unsafe fn snapshot_reusing(
 }
 
 /// `Py_SET_SIZE` (a static inline function in the C API).
+#[inline]
 unsafe fn set_size(list: *mut ffi::PyObject, n: ffi::Py_ssize_t) {
     // SAFETY: `list` is a list (a PyVarObject) owned by the caller.
     unsafe { (*(list as *mut ffi::PyVarObject)).ob_size = n };
@@ -100,6 +102,7 @@ unsafe fn set_size(list: *mut ffi::PyObject, n: ffi::Py_ssize_t) {
 ///
 /// # Safety
 /// The GIL must be held; `list` is a list we own one reference to.
+#[inline]
 pub unsafe fn recycle(spare: &mut *mut ffi::PyObject, list: *mut ffi::PyObject) {
     // SAFETY: as documented; with a reference count of 1 the list is only
     // reachable through our reference.

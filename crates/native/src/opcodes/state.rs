@@ -493,10 +493,15 @@ pub unsafe fn deliver(d: Deliver) -> bool {
         ffi::Py_DECREF(frame);
         ffi::Py_DECREF(instr);
         ffi::Py_DECREF(callback);
+        // the result first: it may hold the list
+        let failed = r.is_null();
+        if !failed {
+            ffi::Py_DECREF(r);
+        }
         let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
         stack::recycle(&mut spare, list);
         stack::SPARE.0.set(spare);
-        if r.is_null() {
+        if failed {
             let py = Python::assume_attached();
             let err = PyErr::fetch(py);
             // Asynchronous exceptions (KeyboardInterrupt from a signal handler
@@ -523,7 +528,6 @@ pub unsafe fn deliver(d: Deliver) -> bool {
             err.restore(py);
             return false;
         }
-        ffi::Py_DECREF(r);
         true
     }
 }
