@@ -237,6 +237,22 @@ def test_generator_traced_across_resumptions():
     assert yields == [0, "hi", 10, 20]
 
 
+def test_no_frame_keeps_trace_flags():
+    def gen():
+        yield 1
+        yield 2
+
+    def make():
+        g = gen()
+        next(g)
+        return g
+
+    g = Trace(make, follow=True).call()
+    assert g.gi_frame.f_trace_opcodes is False
+    assert g.gi_frame.f_trace_lines is True
+    assert sys.gettrace() is None
+
+
 def test_coroutine_traced_across_resumptions():
     async def coro(n):
         total = 0

@@ -244,17 +244,16 @@ pub unsafe fn iframe_of(frame: *mut ffi::PyObject) -> *mut IFrame {
     unsafe { (*(frame as *mut FrameObject)).f_frame }
 }
 
-/// Sets the frame object's `f_trace_opcodes` / `f_trace_lines` flags (3.11 backend).
+/// Sets the frame object's `f_trace_opcodes` flag (3.11 backend).
 ///
 /// # Safety
 /// As for [`iframe_of`].
-pub unsafe fn set_trace_flags(frame: *mut ffi::PyObject, lines: bool, opcodes: bool) {
-    // SAFETY: as in iframe_of; both fields are plain chars that the
-    // interpreter reads at each traced instruction.
+pub unsafe fn set_trace_opcodes(frame: *mut ffi::PyObject, opcodes: bool) {
+    // SAFETY: as in iframe_of; a plain char that the interpreter reads at
+    // each instruction while tracing (what `frame.f_trace_opcodes = x` sets
+    // on 3.11).
     unsafe {
-        let f = frame as *mut FrameObject;
-        (*f).f_trace_lines = lines as c_char;
-        (*f).f_trace_opcodes = opcodes as c_char;
+        (*(frame as *mut FrameObject)).f_trace_opcodes = opcodes as c_char;
     }
 }
 

@@ -273,7 +273,7 @@ impl Tracer {
                     st.push(iframe, code, 0, true, state::EnterKind::Resume);
                 }
                 #[cfg(not(Py_3_12))]
-                layout::set_trace_flags(f, false, true);
+                layout::set_trace_opcodes(f, true);
             }
             Ok(())
         })

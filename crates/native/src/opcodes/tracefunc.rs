@@ -3,8 +3,11 @@
 //! At `PyTrace_OPCODE` events the interpreter has saved the stack pointer in
 //! the frame (`_PyFrame_SetStackPointer` before `maybe_call_line_trace`), so
 //! `stacktop` gives the live depth. Opcode events are switched on per frame
-//! (`f_trace_opcodes`) at the frame's `PyTrace_CALL` event, only for frames
-//! that belong to the trace; line events are switched off for every frame.
+//! (`f_trace_opcodes`) at the frame's `PyTrace_CALL` event (which also
+//! comes at each resumption of a generator), only for frames that belong to
+//! the trace, and off again when the frame returns or yields, so no frame
+//! keeps the flag after the trace. Line events are left alone (the trace
+//! function ignores them).
 use super::layout;
 use super::state::{self, Deliver, EnterKind, ExitKind, Lookup, ACTIVE};
 use pyo3::ffi;
@@ -75,6 +78,7 @@ unsafe extern "C" fn trace_fn(
                         if yields { ExitKind::Yield } else { ExitKind::Return }
                     };
                     st.exit(iframe, kind, if arg.is_null() { None } else { Some(arg) });
+                    layout::set_trace_opcodes(frame, false);
                 });
                 0
             }
@@ -99,20 +103,16 @@ unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
             let Ok(mut g) = c.try_borrow_mut() else { return None };
             let st = g.as_mut()?;
             if st.stopped {
-                layout::set_trace_flags(frame, false, false);
                 return None;
             }
             let kind = enter_kind(st, frame, code as usize);
             match st.lookup(iframe, code as usize, kind) {
                 Lookup::Known(i) => {
-                    layout::set_trace_flags(frame, false, st.frames[i].traced);
+                    layout::set_trace_opcodes(frame, st.frames[i].traced);
                     None
                 }
                 Lookup::NeedPrepare { depth } => Some((st.prepare.clone_ref(Python::assume_attached()), depth)),
-                Lookup::Ignore => {
-                    layout::set_trace_flags(frame, false, false);
-                    None
-                }
+                Lookup::Ignore => None,
             }
         });
         let Some((prepare, depth)) = need else { return 0 };
@@ -139,7 +139,7 @@ unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
                 let kind = enter_kind(st, frame, code as usize);
                 st.push(iframe, code as usize, depth, true, kind);
             }
-            layout::set_trace_flags(frame, false, traced);
+            layout::set_trace_opcodes(frame, traced);
             true
         });
         if ok {
