@@ -1,14 +1,28 @@
 //! The `spyglass._native` extension module.
 //!
-//! Each capability registers its own submodule-level functions from its own
-//! file; this file only wires them together.
+//! Each capability registers its own functions from its own file; this file
+//! only wires them together.
 use pyo3::prelude::*;
 
+mod cache;
+mod code_extra;
+mod code_info;
+pub mod dispatch;
+pub mod events;
+mod ffi_extra;
 mod opcodes;
+pub mod rewrite;
+pub mod table;
+mod watch;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    opcodes::register(m)?;
+    table::register(m)?; // source instrumentation: Source, ModuleTable, events()
+    dispatch::register(m)?; // the _sg_* builtins and tracer state
+    watch::register(m)?; // watch_* functions
+    code_extra::register(m)?; // CodeExtra
+    code_info::register(m)?; // code_* functions
+    opcodes::register(m)?; // the `opcodes` submodule: bytecode tracing
     Ok(())
 }
