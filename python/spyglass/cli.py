@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # modules that contribute subcommands, in the order `--help` lists them
-COMMAND_MODULES: list[str] = ["spyglass.watch_cli"]
+COMMAND_MODULES: list[str] = ["spyglass.watch_cli", "spyglass.trace_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ mod code_info;
 pub mod dispatch;
 pub mod events;
 mod ffi_extra;
+mod opcodes;
 pub mod rewrite;
 pub mod table;
 mod watch;
@@ -22,5 +23,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     watch::register(m)?; // watch_* functions
     code_extra::register(m)?; // CodeExtra
     code_info::register(m)?; // code_* functions
+    opcodes::register(m)?; // the `opcodes` submodule: bytecode tracing
     Ok(())
 }

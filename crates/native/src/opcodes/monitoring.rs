@@ -1,0 +1,248 @@
+//! 3.12+ backend: `sys.monitoring` callbacks implemented as C functions.
+//!
+//! Python (spyglass.opcodes) picks a tool id, registers these functions and
+//! enables INSTRUCTION, PY_START, PY_RESUME, PY_RETURN and PY_YIELD locally
+//! on traced code objects only; PY_UNWIND and PY_THROW (global-only events)
+//! and, with `follow`, PY_START globally, while a trace is active.
+//!
+//! The current frame comes from `PyEval_GetFrame()`; an event is only acted
+//! on when that frame executes the code object the event names. 3.12/3.13 do
+//! not save the stack pointer at these events, so the depth comes from the
+//! static analysis; 3.14 saves it (`stackpointer`).
+use super::layout;
+use super::state::{self, Deliver, EnterKind, ExitKind, Lookup, ACTIVE};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use std::ffi::CStr;
+
+unsafe fn none() -> *mut ffi::PyObject {
+    // SAFETY: the GIL is held (we are inside a Python call).
+    unsafe {
+        let n = ffi::Py_None();
+        ffi::Py_INCREF(n);
+        n
+    }
+}
+
+/// The current interpreter frame, if it executes `code`.
+unsafe fn current(code: *mut ffi::PyObject) -> Option<*mut layout::IFrame> {
+    // SAFETY: the GIL is held.
+    unsafe { current_on(ffi::PyThreadState_Get(), code) }
+}
+
+/// As `current`, given the current thread state.
+#[inline]
+unsafe fn current_on(ts: *mut ffi::PyThreadState, code: *mut ffi::PyObject) -> Option<*mut layout::IFrame> {
+    // SAFETY: the GIL is held; the thread state's current frame is the frame
+    // executing the instruction that fired the event. The layout was
+    // verified before any trace could be activated.
+    unsafe {
+        let iframe = layout::current_iframe(ts);
+        if iframe.is_null() || layout::iframe_code(iframe) != code {
+            return None;
+        }
+        Some(iframe)
+    }
+}
+
+/// Raises the trace's stored error (a copy) in the traced frame.
+unsafe fn fail() -> *mut ffi::PyObject {
+    // SAFETY: the GIL is held.
+    let py = unsafe { Python::assume_attached() };
+    ACTIVE.with(|c| {
+        if let Ok(g) = c.try_borrow() {
+            if let Some(e) = g.as_ref().and_then(|st| st.error.as_ref()) {
+                e.clone_ref(py).restore(py);
+                return;
+            }
+        }
+        pyo3::exceptions::PyRuntimeError::new_err("spyglass.opcodes: the trace failed").restore(py);
+    });
+    std::ptr::null_mut()
+}
+
+unsafe extern "C" fn on_instruction(
+    slf: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by sys.monitoring with (code, offset) and the GIL held.
+    unsafe {
+        if nargs < 2 {
+            return none();
+        }
+        let code = *args;
+        let offset = ffi::PyLong_AsSsize_t(*args.add(1));
+        if offset < 0 {
+            ffi::PyErr_Clear();
+            return none();
+        }
+        let mut failed = false;
+        let mut may_raise = false;
+        let ts = ffi::PyThreadState_Get();
+        let d = ACTIVE.with_ts(ts, |c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
+            let Some(st) = g.as_mut() else { return Deliver::Nothing };
+            if st.stopped || st.tool != slf {
+                return Deliver::Nothing;
+            }
+            let Some(iframe) = current_on(ts, code) else { return Deliver::Nothing };
+            let d = state::instruction(st, iframe, code as usize, offset as usize);
+            failed = st.stopped;
+            may_raise = st.may_raise;
+            d
+        });
+        if failed {
+            return fail();
+        }
+        if may_raise && !ffi::PyErr_Occurred().is_null() {
+            // an asynchronous exception raised while rendering values
+            return std::ptr::null_mut();
+        }
+        if !state::deliver(d) {
+            return std::ptr::null_mut();
+        }
+        none()
+    }
+}
+
+unsafe fn enter(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: fn() -> EnterKind) -> *mut ffi::PyObject {
+    // SAFETY: called from the callbacks below with the GIL held.
+    unsafe {
+        let need = ACTIVE.with(|c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return None };
+            let st = g.as_mut()?;
+            if st.stopped || st.tool != tool {
+                return None;
+            }
+            let iframe = current(code)?;
+            match st.lookup(iframe, code as usize, kind()) {
+                Lookup::NeedPrepare { depth } => Some((st.prepare.clone_ref(Python::assume_attached()), depth)),
+                _ => None,
+            }
+        });
+        let Some((prepare, depth)) = need else { return none() };
+        let py = Python::assume_attached();
+        let code_obj = Bound::from_borrowed_ptr(py, code);
+        let prepared = prepare.bind(py).call1((code_obj, depth));
+        let ok = ACTIVE.with(|c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return true };
+            let Some(st) = g.as_mut() else { return true };
+            match prepared {
+                Err(e) => {
+                    st.error.get_or_insert(e);
+                    st.stopped = true;
+                    false
+                }
+                Ok(info) => {
+                    if let Err(e) = super::register_code(st, &info, code, false) {
+                        st.error.get_or_insert(e);
+                        st.stopped = true;
+                        return false;
+                    }
+                    if st.code_info(code as usize).is_some() {
+                        if let Some(iframe) = current(code) {
+                            st.push(iframe, code as usize, depth, true, kind());
+                        }
+                    }
+                    true
+                }
+            }
+        });
+        if !ok {
+            return fail();
+        }
+        none()
+    }
+}
+
+unsafe fn leave(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: ExitKind, value: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: called from the callbacks below with the GIL held.
+    unsafe {
+        ACTIVE.with(|c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return };
+            let Some(st) = g.as_mut() else { return };
+            if st.tool != tool {
+                return;
+            }
+            if let Some(iframe) = current(code) {
+                st.exit(iframe, kind, Some(value));
+            }
+        });
+        none()
+    }
+}
+
+macro_rules! callback {
+    ($name:ident, $body:expr) => {
+        unsafe extern "C" fn $name(
+            slf: *mut ffi::PyObject,
+            args: *mut *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: called by sys.monitoring with the GIL held and the
+            // documented arguments (code, offset[, value]).
+            unsafe {
+                if nargs < 2 {
+                    return none();
+                }
+                let code = *args;
+                let value = if nargs >= 3 { *args.add(2) } else { std::ptr::null_mut() };
+                let f: unsafe fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject = $body;
+                f(slf, code, value)
+            }
+        }
+    };
+}
+
+callback!(on_py_start, |tool, code, _| enter(tool, code, || EnterKind::Start));
+callback!(on_py_resume, |tool, code, _| enter(tool, code, || EnterKind::Resume));
+callback!(on_py_throw, |tool, code, _| enter(tool, code, || EnterKind::Throw));
+callback!(on_py_return, |tool, code, v| leave(tool, code, ExitKind::Return, v));
+callback!(on_py_yield, |tool, code, v| leave(tool, code, ExitKind::Yield, v));
+callback!(on_py_unwind, |tool, code, v| leave(tool, code, ExitKind::Raise, v));
+
+struct Defs([ffi::PyMethodDef; 7]);
+// SAFETY: the definitions are immutable static data (pointers to static
+// strings and functions), only ever read by the interpreter.
+unsafe impl Sync for Defs {}
+
+const fn def(name: &'static CStr, f: ffi::PyCFunctionFast) -> ffi::PyMethodDef {
+    ffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: f },
+        ml_flags: ffi::METH_FASTCALL,
+        ml_doc: std::ptr::null(),
+    }
+}
+
+static DEFS: Defs = Defs([
+    def(c"INSTRUCTION", on_instruction),
+    def(c"PY_START", on_py_start),
+    def(c"PY_RESUME", on_py_resume),
+    def(c"PY_THROW", on_py_throw),
+    def(c"PY_RETURN", on_py_return),
+    def(c"PY_YIELD", on_py_yield),
+    def(c"PY_UNWIND", on_py_unwind),
+]);
+
+/// {event name: callback function} for `sys.monitoring.register_callback`.
+/// The functions are bound to the tool id (their `self`), so that a trace
+/// acts only on the events of its own tool when several traces run on
+/// different threads.
+#[pyfunction]
+pub fn callbacks<'py>(py: Python<'py>, tool_obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let d = pyo3::types::PyDict::new(py);
+    for def in &DEFS.0 {
+        // SAFETY: `def` is 'static; PyCFunction_NewEx keeps a reference to
+        // `self` and returns a new reference or NULL.
+        let f = unsafe {
+            let p = ffi::PyCFunction_NewEx(def as *const _ as *mut _, tool_obj.as_ptr(), std::ptr::null_mut());
+            Bound::from_owned_ptr_or_err(py, p)?
+        };
+        // SAFETY: ml_name is a static NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(def.ml_name) }.to_str().unwrap_or("?");
+        d.set_item(name, f)?;
+    }
+    Ok(d)
+}

@@ -1,0 +1,533 @@
+//! The per-trace state shared by both backends: which code objects are
+//! traced, which frames are live inside the trace (and at what call depth),
+//! and where events go (a Python callback or the recorder).
+//!
+//! While a trace is active its state lives in a thread-local, so the
+//! interpreter callbacks of any other thread find nothing and return at once.
+use super::layout::{self, IFrame, Slot};
+use super::recorder::{self, Rec, Writer};
+use super::stack::{self, ReprMode};
+use pyo3::prelude::*;
+use pyo3::ffi;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// What the trace knows about one code object.
+#[allow(dead_code)] // `code` keeps the object alive; `flags` is read by the 3.11 backend
+pub struct CodeInfo {
+    pub code: Py<PyAny>,
+    pub id: u32,
+    pub nlocalsplus: usize,
+    pub stacksize: usize,
+    /// Stack depth before each instruction, indexed by offset / 2, from the
+    /// static analysis (-1 where unknown). Required on 3.12/3.13; on 3.11 and
+    /// 3.14 it is optional and, when given, checked against the interpreter.
+    pub depths: Vec<i32>,
+    /// The `Instr` object for each instruction (callback mode).
+    pub instrs: Vec<Option<Py<PyAny>>>,
+    /// Per instruction: bit 0 = the instruction yields.
+    pub flags: Vec<u8>,
+    /// A root code is traced wherever it runs inside the trace; other codes
+    /// only when reached by following calls within the depth limit.
+    pub root: bool,
+}
+
+pub struct FrameEntry {
+    pub iframe: *mut IFrame,
+    pub code: usize,
+    pub depth: u32,
+    pub serial: u64,
+    pub traced: bool,
+}
+
+pub enum Sink {
+    Callback(Py<PyAny>),
+    Record { writer: Option<Writer>, reprs: ReprMode, max_repr: usize, max_values: usize },
+}
+
+pub struct TraceState {
+    pub sink: Sink,
+    pub prepare: Py<PyAny>,
+    pub null: Py<PyAny>,
+    pub follow: bool,
+    pub max_depth: u32,
+    pub boundary: *mut IFrame,
+    pub codes: HashMap<usize, Option<Box<CodeInfo>>, PtrHash>,
+    /// The last code looked up by `code_info` (boxed entries never move).
+    pub last_code: std::cell::Cell<(usize, *const CodeInfo)>,
+    pub frames: Vec<FrameEntry>,
+    pub error: Option<PyErr>,
+    pub stopped: bool,
+    pub next_serial: u64,
+    pub current: u64,
+    pub instructions: u64,
+    /// (code id, offset, analysis depth, interpreter depth) where they differ.
+    pub mismatches: Vec<(u32, u32, i32, i64)>,
+    pub checked: u64,
+    /// Rendering values may leave an asynchronous exception set (full reprs).
+    pub may_raise: bool,
+    /// The sys.monitoring tool id object this trace's callbacks are bound to
+    /// (compared by address; `tool_ref` keeps it alive). NULL on 3.11.
+    pub tool: *mut ffi::PyObject,
+    pub tool_ref: Option<Py<PyAny>>,
+}
+
+/// Hashes pointer-sized keys (code object addresses) with one multiply.
+#[derive(Default, Clone, Copy)]
+pub struct PtrHash;
+
+pub struct PtrHasher(u64);
+
+impl std::hash::BuildHasher for PtrHash {
+    type Hasher = PtrHasher;
+    fn build_hasher(&self) -> PtrHasher {
+        PtrHasher(0)
+    }
+}
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.0 = (v as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The active trace of each thread, keyed by the thread state. Only touched
+/// with the GIL held (free-threaded builds are refused), which serialises
+/// all access. Looking a thread up by its `PyThreadState` reuses the
+/// interpreter's own thread-local read instead of a second one of ours.
+pub struct Active {
+    slots: std::cell::UnsafeCell<Vec<(usize, &'static RefCell<Option<Box<TraceState>>>)>>,
+    last: std::cell::Cell<(usize, Option<&'static RefCell<Option<Box<TraceState>>>>)>,
+}
+
+// SAFETY: every access happens with the GIL held (see `with`), so there is
+// never concurrent access from two threads.
+unsafe impl Sync for Active {}
+
+pub static ACTIVE: Active = Active {
+    slots: std::cell::UnsafeCell::new(Vec::new()),
+    last: std::cell::Cell::new((0, None)),
+};
+
+impl Active {
+    /// Runs `f` with this thread's slot. The GIL must be held.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&RefCell<Option<Box<TraceState>>>) -> R) -> R {
+        // SAFETY: the caller holds the GIL (all callers are Python calls or
+        // interpreter callbacks), so this thread state is live.
+        let ts = unsafe { ffi::PyThreadState_Get() };
+        self.with_ts(ts, f)
+    }
+
+    /// As [`Active::with`], for a caller that already has the thread state
+    /// (`PyThreadState_Get()` of the current thread, GIL held).
+    #[inline]
+    pub fn with_ts<R>(&self, ts: *mut ffi::PyThreadState, f: impl FnOnce(&RefCell<Option<Box<TraceState>>>) -> R) -> R {
+        // SAFETY: the GIL is held (see the callers), so no other thread
+        // touches the registry concurrently.
+        let ts = ts as usize;
+        let (last_ts, last) = self.last.get();
+        if let Some(cell) = last.filter(|_| last_ts == ts) {
+            return f(cell);
+        }
+        // SAFETY: as above; the Vec is only mutated here, and the cell
+        // references it holds are 'static (leaked, one per thread state).
+        let slots = unsafe { &mut *self.slots.get() };
+        let cell = match slots.iter().find(|(k, _)| *k == ts) {
+            Some((_, c)) => *c,
+            None => {
+                let c: &'static RefCell<Option<Box<TraceState>>> = Box::leak(Box::new(RefCell::new(None)));
+                slots.push((ts, c));
+                c
+            }
+        };
+        self.last.set((ts, Some(cell)));
+        f(cell)
+    }
+}
+
+/// Where a frame stands with respect to the trace.
+pub enum Lookup {
+    /// The frame is in `frames` at this index.
+    Known(usize),
+    /// A code we have not seen, reached by following calls at this depth:
+    /// Python must prepare it (filter, analysis) before it can be traced.
+    NeedPrepare { depth: u32 },
+    Ignore,
+}
+
+#[allow(dead_code)] // `Throw` comes from sys.monitoring (3.12+) only
+pub enum EnterKind {
+    Start = 0,
+    Resume = 1,
+    Throw = 2,
+}
+
+pub enum ExitKind {
+    Return = 0,
+    Yield = 1,
+    Raise = 2,
+    Open = 3,
+}
+
+impl TraceState {
+    /// # Safety
+    /// `iframe` must be a live frame of this thread.
+    unsafe fn walk(&self, iframe: *mut IFrame, limit: u32) -> (Option<usize>, u32) {
+        let mut d = 0u32;
+        // SAFETY: the frame chain of a live frame on this thread is live.
+        let mut p = unsafe { layout::iframe_previous(iframe) };
+        while !p.is_null() && p != self.boundary {
+            // SAFETY: as above.
+            if unsafe { layout::iframe_is_python(p) } {
+                d += 1;
+                if let Some(i) = self.frames.iter().rposition(|e| e.iframe == p) {
+                    return (Some(i), d);
+                }
+                if d > limit {
+                    return (None, d);
+                }
+            }
+            // SAFETY: as above.
+            p = unsafe { layout::iframe_previous(p) };
+        }
+        (None, d)
+    }
+
+    /// Finds or places the frame. Frames found above it on our stack have
+    /// left (by an exception we saw no event for) and are closed.
+    ///
+    /// # Safety
+    /// `iframe` must be a live frame of this thread executing `code`.
+    pub unsafe fn lookup(&mut self, iframe: *mut IFrame, code: usize, kind: EnterKind) -> Lookup {
+        if let Some(i) = self.frames.iter().rposition(|e| e.iframe == iframe && e.code == code) {
+            while self.frames.len() > i + 1 {
+                self.exit_top(ExitKind::Raise, None);
+            }
+            return Lookup::Known(i);
+        }
+        let info = match self.codes.get(&code) {
+            Some(None) => return Lookup::Ignore,
+            Some(Some(info)) => Some(info.root),
+            None => None,
+        };
+        let limit = if info == Some(true) { u32::MAX } else { self.max_depth };
+        // SAFETY: forwarded.
+        let (anc, d) = unsafe { self.walk(iframe, limit) };
+        let depth = match anc {
+            Some(i) => self.frames[i].depth + d,
+            None if info == Some(true) => 0,
+            None => return Lookup::Ignore,
+        };
+        // frames above the ancestor are no longer on the chain: they left
+        if let Some(i) = anc {
+            while self.frames.len() > i + 1 {
+                self.exit_top(ExitKind::Raise, None);
+            }
+        }
+        let traced = match info {
+            Some(true) => true,
+            Some(false) => self.follow && depth <= self.max_depth,
+            None if self.follow && depth <= self.max_depth => return Lookup::NeedPrepare { depth },
+            None => return Lookup::Ignore,
+        };
+        Lookup::Known(self.push(iframe, code, depth, traced, kind))
+    }
+
+    pub fn push(&mut self, iframe: *mut IFrame, code: usize, depth: u32, traced: bool, kind: EnterKind) -> usize {
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        if traced {
+            let parent = self.frames.iter().rev().find(|e| e.traced).map_or(0, |e| e.serial);
+            let id = self.codes.get(&code).and_then(|c| c.as_ref()).map_or(0, |c| c.id);
+            if let Sink::Record { writer: Some(w), .. } = &mut self.sink {
+                w.push(Rec::new(recorder::ENTER).u(serial).u(id.into()).u(parent).u(depth.into()).u(kind as u64));
+            }
+            self.current = serial;
+        }
+        self.frames.push(FrameEntry { iframe, code, depth, serial, traced });
+        self.frames.len() - 1
+    }
+
+    pub fn exit_top(&mut self, kind: ExitKind, value: Option<*mut ffi::PyObject>) {
+        let Some(e) = self.frames.pop() else { return };
+        if !e.traced {
+            return;
+        }
+        if let Sink::Record { writer: Some(w), reprs, max_repr, .. } = &mut self.sink {
+            let mut r = Rec::new(recorder::EXIT);
+            r.u(e.serial).u(kind as u64);
+            match value {
+                Some(v) if *reprs != ReprMode::None && !v.is_null() => {
+                    let mut s = String::new();
+                    // SAFETY: `v` is the live return/yield value the
+                    // interpreter passed to the event.
+                    unsafe { stack::obj_repr(v, *reprs, *max_repr, 2, &mut s) };
+                    r.u(1).s(&s);
+                }
+                _ => {
+                    r.u(0);
+                }
+            }
+            w.push(&r);
+        }
+    }
+
+    /// A frame left (return, yield, exception).
+    pub fn exit(&mut self, iframe: *mut IFrame, kind: ExitKind, value: Option<*mut ffi::PyObject>) {
+        if let Some(i) = self.frames.iter().rposition(|e| e.iframe == iframe) {
+            while self.frames.len() > i + 1 {
+                self.exit_top(ExitKind::Raise, None);
+            }
+            self.exit_top(kind, value);
+        }
+    }
+
+    #[inline]
+    pub fn code_info(&self, code: usize) -> Option<&CodeInfo> {
+        let (last, info) = self.last_code.get();
+        if last == code {
+            // SAFETY: the pointer was taken from a boxed entry of `codes`,
+            // which is never removed nor replaced while the state lives
+            // (register_code only inserts codes that are not present).
+            return Some(unsafe { &*info });
+        }
+        let found = self.codes.get(&code).and_then(|c| c.as_deref());
+        if let Some(info) = found {
+            self.last_code.set((code, info as *const CodeInfo));
+        }
+        found
+    }
+
+    pub fn set_error(&mut self, msg: String) {
+        if self.error.is_none() {
+            self.error = Some(pyo3::exceptions::PyRuntimeError::new_err(msg));
+        }
+        self.stopped = true;
+    }
+}
+
+/// What to do after an instruction event was handled under the borrow.
+pub enum Deliver {
+    Nothing,
+    /// Call `callback(stack, frame, instr)`; all three are new references.
+    Call { callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3] },
+}
+
+/// The instruction event, shared by both backends.
+///
+/// # Safety
+/// `iframe` must be the frame executing `code` on this thread (the current
+/// one), stopped before the instruction at byte `offset`, at an event where
+/// the backend's depth source is valid.
+pub unsafe fn instruction(
+    st: &mut TraceState,
+    iframe: *mut IFrame,
+    code: usize,
+    offset: usize,
+) -> Deliver {
+    let entry = match st.frames.last() {
+        Some(e) if e.iframe == iframe && e.code == code => st.frames.len() - 1,
+        // SAFETY: forwarded.
+        _ => match unsafe { st.lookup(iframe, code, EnterKind::Resume) } {
+            Lookup::Known(i) => i,
+            _ => return Deliver::Nothing,
+        },
+    };
+    let (traced, serial) = (st.frames[entry].traced, st.frames[entry].serial);
+    if !traced {
+        return Deliver::Nothing;
+    }
+    let Some(info) = st.code_info(code) else { return Deliver::Nothing };
+    let idx = offset / 2;
+    let analysed = info.depths.get(idx).copied().unwrap_or(-1);
+    let (nlocalsplus, stacksize, id) = (info.nlocalsplus, info.stacksize, info.id);
+    let instr = info.instrs.get(idx).and_then(|i| i.as_ref()).map_or(std::ptr::null_mut(), |i| i.as_ptr());
+    // SAFETY: forwarded; the backend guarantees the saved depth is valid here.
+    let saved = unsafe { layout::saved_depth(iframe, nlocalsplus) };
+    let depth = match saved {
+        Some(d) => {
+            if analysed >= 0 {
+                st.checked += 1;
+                if i64::from(analysed) != d as i64 {
+                    st.mismatches.push((id, offset as u32, analysed, d as i64));
+                }
+            }
+            d
+        }
+        None => analysed as isize,
+    };
+    if depth < 0 || depth as usize > stacksize {
+        let name = code_name(code);
+        st.set_error(format!(
+            "spyglass.opcodes: no valid stack depth for {name} at offset {offset} \
+             (got {depth}, stack size {stacksize}); the trace was stopped without reading the stack"
+        ));
+        return Deliver::Nothing;
+    }
+    let depth = depth as usize;
+    st.instructions += 1;
+    match &mut st.sink {
+        Sink::Callback(cb) => {
+            // SAFETY: forwarded: depth is the live depth of this frame.
+            let list = unsafe {
+                let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
+                let l = stack::snapshot_reusing(&mut spare, iframe, nlocalsplus, depth, st.null.as_ptr());
+                stack::SPARE.0.set(spare);
+                l
+            };
+            if list.is_null() {
+                // SAFETY: snapshot set an exception.
+                let err = PyErr::take(unsafe { Python::assume_attached() });
+                st.error = err;
+                st.stopped = true;
+                return Deliver::Nothing;
+            }
+            // SAFETY: the GIL is held; `iframe` is the current frame, so
+            // its frame object is the one PyEval_GetFrame would return.
+            let frame = unsafe {
+                #[cfg(Py_3_12)]
+                let f = layout::frame_object(iframe);
+                #[cfg(not(Py_3_12))]
+                let f = (*iframe).frame_obj;
+                f
+            };
+            if frame.is_null() {
+                // SAFETY: creating the frame object failed with an exception set.
+                unsafe { ffi::Py_DECREF(list) };
+                let err = PyErr::take(unsafe { Python::assume_attached() });
+                st.error = err;
+                st.stopped = true;
+                return Deliver::Nothing;
+            }
+            // SAFETY: the GIL is held; new references for the call arguments.
+            unsafe {
+                let instr = if instr.is_null() { ffi::Py_None() } else { instr };
+                ffi::Py_INCREF(instr);
+                ffi::Py_INCREF(frame);
+                let cb = cb.as_ptr();
+                ffi::Py_INCREF(cb);
+                Deliver::Call { callback: cb, args: [list, frame, instr] }
+            }
+        }
+        Sink::Record { writer: Some(w), reprs, max_repr, max_values } => {
+            if !w.room() {
+                return Deliver::Nothing;
+            }
+            w.events += 1;
+            if st.current != serial {
+                st.current = serial;
+                w.byte(recorder::SWITCH);
+                w.u(serial);
+            }
+            w.byte(recorder::INSTR);
+            w.u((offset / 2) as u64);
+            w.u(depth as u64);
+            if *reprs == ReprMode::None {
+                w.u(0);
+            } else {
+                let n = depth.min(*max_values);
+                w.u(n as u64);
+                let mut s = String::new();
+                for i in depth - n..depth {
+                    s.clear();
+                    // SAFETY: forwarded: slot i is below the live depth.
+                    unsafe {
+                        let slot: Slot = layout::slot(iframe, nlocalsplus + i);
+                        stack::slot_repr(slot, *reprs, *max_repr, &mut s);
+                    }
+                    w.s(&s);
+                }
+            }
+            w.end();
+            let _ = id;
+            Deliver::Nothing
+        }
+        Sink::Record { writer: None, .. } => Deliver::Nothing,
+    }
+}
+
+fn code_name(code: usize) -> String {
+    // SAFETY: `code` is a live code object (held by CodeInfo); co_qualname's
+    // getter is C code.
+    unsafe {
+        let q = ffi::PyObject_GetAttrString(code as *mut ffi::PyObject, c"co_qualname".as_ptr());
+        if q.is_null() {
+            ffi::PyErr_Clear();
+            return "<code>".into();
+        }
+        let mut n = 0;
+        let p = ffi::PyUnicode_AsUTF8AndSize(q, &mut n);
+        let s = if p.is_null() {
+            ffi::PyErr_Clear();
+            "<code>".into()
+        } else {
+            String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, n as usize)).into_owned()
+        };
+        ffi::Py_DECREF(q);
+        s
+    }
+}
+
+/// Calls the user's callback outside any borrow of the state; on error the
+/// trace stops and the exception is kept for `Trace` to re-raise.
+/// Returns false when the callback raised (the exception is left set so that
+/// it propagates in the traced frame).
+///
+/// # Safety
+/// The GIL must be held; `d` holds new references, all released here.
+pub unsafe fn deliver(d: Deliver) -> bool {
+    let Deliver::Call { callback, args } = d else { return true };
+    // SAFETY: the GIL is held and all references are owned by `d`.
+    unsafe {
+        let r = ffi::PyObject_Vectorcall(callback, args.as_ptr(), 3, std::ptr::null_mut());
+        let [list, frame, instr] = args;
+        ffi::Py_DECREF(frame);
+        ffi::Py_DECREF(instr);
+        ffi::Py_DECREF(callback);
+        // the result first: it may hold the list
+        let failed = r.is_null();
+        if !failed {
+            ffi::Py_DECREF(r);
+        }
+        let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
+        stack::recycle(&mut spare, list);
+        stack::SPARE.0.set(spare);
+        if failed {
+            let py = Python::assume_attached();
+            let err = PyErr::fetch(py);
+            // Asynchronous exceptions (KeyboardInterrupt from a signal handler
+            // that ran inside the callback, SystemExit) and a RecursionError
+            // from calling the callback one frame deeper are raised in the
+            // traced code, where they would have surfaced without the trace;
+            // the trace goes on. Anything else stops the trace.
+            let value = err.value(py);
+            let not_exception = !value.is_instance_of::<pyo3::exceptions::PyException>();
+            let recursion = value.is_instance_of::<pyo3::exceptions::PyRecursionError>();
+            if !(not_exception || recursion) {
+                let keep = err.clone_ref(py);
+                ACTIVE.with(|c| {
+                    if let Ok(mut g) = c.try_borrow_mut() {
+                        if let Some(st) = g.as_mut() {
+                            if st.error.is_none() {
+                                st.error = Some(keep);
+                            }
+                            st.stopped = true;
+                        }
+                    }
+                });
+            }
+            err.restore(py);
+            return false;
+        }
+        true
+    }
+}

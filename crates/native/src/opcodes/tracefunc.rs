@@ -1,0 +1,193 @@
+//! 3.11 backend: a C trace function (`PyEval_SetTrace`).
+//!
+//! At `PyTrace_OPCODE` events the interpreter has saved the stack pointer in
+//! the frame (`_PyFrame_SetStackPointer` before `maybe_call_line_trace`), so
+//! `stacktop` gives the live depth. Opcode events are switched on per frame
+//! (`f_trace_opcodes`) at the frame's `PyTrace_CALL` event (which also
+//! comes at each resumption of a generator), only for frames that belong to
+//! the trace, and off again when the frame returns or yields, so no frame
+//! keeps the flag after the trace. Line events are left alone (the trace
+//! function ignores them).
+use super::layout;
+use super::state::{self, Deliver, EnterKind, ExitKind, Lookup, ACTIVE};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use std::ffi::c_int;
+
+unsafe extern "C" fn trace_fn(
+    _obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyFrameObject,
+    what: c_int,
+    arg: *mut ffi::PyObject,
+) -> c_int {
+    let frame = frame as *mut ffi::PyObject;
+    // SAFETY: called by the interpreter with a live frame object of this
+    // thread and the GIL held; the layout was verified before activation.
+    unsafe {
+        match what {
+            ffi::PyTrace_OPCODE => {
+                let mut failed = false;
+                let mut may_raise = false;
+                let d = ACTIVE.with(|c| {
+                    let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
+                    let Some(st) = g.as_mut() else { return Deliver::Nothing };
+                    if st.stopped {
+                        return Deliver::Nothing;
+                    }
+                    let iframe = layout::iframe_of(frame);
+                    let offset = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
+                    if offset < 0 {
+                        return Deliver::Nothing;
+                    }
+                    let code = layout::iframe_code(iframe) as usize;
+                    let d = state::instruction(st, iframe, code, offset as usize);
+                    failed = st.stopped;
+                    may_raise = st.may_raise;
+                    d
+                });
+                if failed {
+                    let py = Python::assume_attached();
+                    ACTIVE.with(|c| {
+                        if let Some(e) = c.try_borrow().ok().and_then(|g| g.as_ref().and_then(|s| s.error.as_ref().map(|e| e.clone_ref(py)))) {
+                            e.restore(py);
+                        }
+                    });
+                    if ffi::PyErr_Occurred().is_null() {
+                        pyo3::exceptions::PyRuntimeError::new_err("spyglass.opcodes: the trace failed").restore(py);
+                    }
+                    return -1;
+                }
+                if may_raise && !ffi::PyErr_Occurred().is_null() {
+                    // an asynchronous exception raised while rendering values
+                    return -1;
+                }
+                if state::deliver(d) { 0 } else { -1 }
+            }
+            ffi::PyTrace_CALL => on_call(frame),
+            ffi::PyTrace_RETURN => {
+                ACTIVE.with(|c| {
+                    let Ok(mut g) = c.try_borrow_mut() else { return };
+                    let Some(st) = g.as_mut() else { return };
+                    let iframe = layout::iframe_of(frame);
+                    let code = layout::iframe_code(iframe) as usize;
+                    let kind = if arg.is_null() {
+                        ExitKind::Raise
+                    } else {
+                        let off = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
+                        let yields = st.code_info(code).and_then(|i| i.flags.get((off.max(0) / 2) as usize)).is_some_and(|f| f & 1 != 0);
+                        if yields { ExitKind::Yield } else { ExitKind::Return }
+                    };
+                    st.exit(iframe, kind, if arg.is_null() { None } else { Some(arg) });
+                    layout::set_trace_opcodes(frame, false);
+                });
+                0
+            }
+            _ => 0,
+        }
+    }
+}
+
+unsafe fn enter_kind(st: &state::TraceState, frame: *mut ffi::PyObject, code: usize) -> EnterKind {
+    // SAFETY: live frame (see trace_fn); bit 1 of the flags marks `RESUME 0`.
+    let off = unsafe { ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject) };
+    let start = st.code_info(code).and_then(|i| i.flags.get((off.max(0) / 2) as usize)).is_some_and(|f| f & 2 != 0);
+    if start { EnterKind::Start } else { EnterKind::Resume }
+}
+
+unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
+    // SAFETY: see trace_fn.
+    unsafe {
+        let iframe = layout::iframe_of(frame);
+        let code = layout::iframe_code(iframe);
+        let need = ACTIVE.with(|c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return None };
+            let st = g.as_mut()?;
+            if st.stopped {
+                return None;
+            }
+            let kind = enter_kind(st, frame, code as usize);
+            match st.lookup(iframe, code as usize, kind) {
+                Lookup::Known(i) => {
+                    layout::set_trace_opcodes(frame, st.frames[i].traced);
+                    None
+                }
+                Lookup::NeedPrepare { depth } => Some((st.prepare.clone_ref(Python::assume_attached()), depth)),
+                Lookup::Ignore => None,
+            }
+        });
+        let Some((prepare, depth)) = need else { return 0 };
+        let py = Python::assume_attached();
+        let prepared = prepare.bind(py).call1((Bound::from_borrowed_ptr(py, code), depth));
+        let ok = ACTIVE.with(|c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return true };
+            let Some(st) = g.as_mut() else { return true };
+            let info = match prepared {
+                Ok(info) => info,
+                Err(e) => {
+                    st.error.get_or_insert(e);
+                    st.stopped = true;
+                    return false;
+                }
+            };
+            if let Err(e) = super::register_code(st, &info, code, false) {
+                st.error.get_or_insert(e);
+                st.stopped = true;
+                return false;
+            }
+            let traced = st.code_info(code as usize).is_some();
+            if traced {
+                let kind = enter_kind(st, frame, code as usize);
+                st.push(iframe, code as usize, depth, true, kind);
+            }
+            layout::set_trace_opcodes(frame, traced);
+            true
+        });
+        if ok {
+            0
+        } else {
+            ACTIVE.with(|c| {
+                if let Some(e) = c.try_borrow().ok().and_then(|g| g.as_ref().and_then(|s| s.error.as_ref().map(|e| e.clone_ref(py)))) {
+                    e.restore(py);
+                }
+            });
+            -1
+        }
+    }
+}
+
+/// What `sys.gettrace()` returns while a trace is active. Code that saves
+/// and restores the trace function (`test.support.no_tracing`, debuggers)
+/// puts it back with `sys.settrace(obj)`; its first call then re-installs
+/// the C trace function, so the trace survives the round trip.
+#[pyclass(module = "spyglass._native.opcodes")]
+pub struct Reinstall;
+
+#[pymethods]
+impl Reinstall {
+    fn __call__(&self, py: Python<'_>, _frame: Py<PyAny>, _event: Py<PyAny>, _arg: Py<PyAny>) -> Option<Py<PyAny>> {
+        let active = ACTIVE.with(|c| c.try_borrow().map(|g| g.is_some()).unwrap_or(false));
+        if active {
+            set(py, true);
+        }
+        None
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "<spyglass.opcodes trace function>"
+    }
+}
+
+static REINSTALL: pyo3::sync::PyOnceLock<Py<Reinstall>> = pyo3::sync::PyOnceLock::new();
+
+/// Installs or removes the trace function on the current thread.
+pub fn set(py: Python<'_>, on: bool) {
+    // SAFETY: the GIL is held (`py`); the object passed stays alive in REINSTALL.
+    unsafe {
+        if on {
+            let obj = REINSTALL.get_or_init(py, || Py::new(py, Reinstall).expect("allocating a small object"));
+            ffi::PyEval_SetTrace(Some(trace_fn), obj.as_ptr());
+        } else {
+            ffi::PyEval_SetTrace(None, std::ptr::null_mut());
+        }
+    }
+}
