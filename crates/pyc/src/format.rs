@@ -1,0 +1,256 @@
+//! Output of a whole file's disassembly: text in the layout of the writing
+//! version's `dis.dis`, or JSON lines (one object per instruction).
+
+use std::fmt::Write;
+
+use crate::dis::{self, ArgVal, Disassembly, Instruction, Mode};
+use crate::error::Result;
+use crate::object::{code_points, Code, ObjId, Object};
+use crate::pyc::Pyc;
+use crate::repr;
+
+/// Append `s` as a JSON string.
+pub fn json_str(out: &mut String, s: &str) {
+    json_chars(out, s.chars().map(|c| c as u32));
+}
+
+/// Append code points (lone surrogates included, as `\udXXX`) as a JSON string.
+pub fn json_chars(out: &mut String, chars: impl Iterator<Item = u32>) {
+    out.push('"');
+    for c in chars {
+        match c {
+            0x22 => out.push_str("\\\""),
+            0x5c => out.push_str("\\\\"),
+            0x0a => out.push_str("\\n"),
+            0x0d => out.push_str("\\r"),
+            0x09 => out.push_str("\\t"),
+            0..=0x1f | 0xd800..=0xdfff => {
+                let _ = write!(out, "\\u{c:04x}");
+            }
+            _ => out.push(char::from_u32(c).unwrap_or('\u{fffd}')),
+        }
+    }
+    out.push('"');
+}
+
+/// A str object of the file as a JSON string (exact, surrogates included).
+pub fn json_obj_str(out: &mut String, pyc: &Pyc, id: ObjId) {
+    match pyc.obj(id) {
+        Object::Str(s) => json_chars(out, code_points(pyc.str_raw(s), s.kind)),
+        _ => out.push_str("null"),
+    }
+}
+
+fn json_opt(out: &mut String, v: Option<impl std::fmt::Display>) {
+    match v {
+        Some(x) => {
+            let _ = write!(out, "{x}");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// One instruction as a JSON object (no newline).
+pub fn json_instruction(out: &mut String, pyc: &Pyc, qualname: &str, ins: &Instruction) {
+    out.push_str("{\"code\":");
+    json_str(out, qualname);
+    let _ = write!(out, ",\"offset\":{},\"opcode\":{},\"opname\":", ins.offset, ins.opcode);
+    json_str(out, ins.opname);
+    out.push_str(",\"arg\":");
+    json_opt(out, ins.arg);
+    out.push_str(",\"argval\":");
+    match &ins.argval {
+        ArgVal::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        ArgVal::Name(id) => json_obj_str(out, pyc, *id),
+        ArgVal::NamePair(a, b) => {
+            out.push('[');
+            json_obj_str(out, pyc, *a);
+            out.push(',');
+            json_obj_str(out, pyc, *b);
+            out.push(']');
+        }
+        ArgVal::Str(s) => json_str(out, s),
+        ArgVal::None | ArgVal::Const(_) | ArgVal::Other => out.push_str("null"),
+    }
+    out.push_str(",\"argrepr\":");
+    json_str(out, &ins.argrepr);
+    out.push_str(",\"line\":");
+    json_opt(out, ins.line);
+    let _ = write!(out, ",\"starts_line\":{}", ins.starts_line);
+    out.push_str(",\"positions\":");
+    match &ins.positions {
+        Some(p) => {
+            out.push('[');
+            for (i, v) in p.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_opt(out, *v);
+            }
+            out.push(']');
+        }
+        None => out.push_str("null"),
+    }
+    let _ = write!(out, ",\"is_jump_target\":{}}}", ins.is_jump_target);
+}
+
+/// Every instruction of every code object, one JSON object per line, as
+/// `dis.get_instructions` reports them.
+pub fn jsonl(pyc: &Pyc, out: &mut String) -> Result<()> {
+    dis::version_data(pyc)?;
+    for node in pyc.code_objects() {
+        if node.repeated {
+            continue;
+        }
+        let code = pyc.code(node.id).expect("code object");
+        let d = dis::disassemble(pyc, code, Mode::GetInstructions)?;
+        for ins in &d.instructions {
+            json_instruction(out, pyc, &node.qualname, ins);
+            out.push('\n');
+        }
+    }
+    Ok(())
+}
+
+/// The text `dis.dis(code)` of the writing version prints for the module.
+pub fn text(pyc: &Pyc, out: &mut String) -> Result<()> {
+    dis::version_data(pyc)?;
+    for (i, node) in pyc.code_objects().iter().enumerate() {
+        let code = pyc.code(node.id).expect("code object");
+        if i > 0 {
+            out.push('\n');
+            out.push_str("Disassembly of ");
+            repr::repr_into(pyc, node.id, out);
+            out.push_str(":\n");
+        }
+        if node.repeated {
+            out.push_str("(the same code object as above, shared through a marshal reference)\n");
+            continue;
+        }
+        let d = dis::disassemble(pyc, code, Mode::Disassemble)?;
+        text_code(pyc, code, &d, out);
+    }
+    Ok(())
+}
+
+fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
+    let minor = pyc.minor();
+    let code_len = pyc.bytes(code.code).len();
+    let starts: Vec<Option<i32>> = d.instructions.iter().filter(|i| i.starts_line).map(|i| i.line).collect();
+    if minor >= 13 {
+        let max = starts.iter().flatten().copied().filter(|l| *l != 0).max();
+        let lineno_width = match max {
+            None => 0,
+            Some(m) => {
+                let w = 3.max(m.to_string().len());
+                if w < 4 && starts.contains(&None) {
+                    4
+                } else {
+                    w
+                }
+            }
+        };
+        let nlabels = d.instructions.iter().filter_map(|i| i.label).max().unwrap_or(0) as usize;
+        let nlabels = nlabels.max(d.exception_labels.iter().flat_map(|(a, b, c)| [*a, *b, *c]).flatten().max().unwrap_or(0) as usize);
+        let label_width = 4 + nlabels.to_string().len();
+        for ins in &d.instructions {
+            if lineno_width > 0 && ins.starts_line && ins.offset > 0 {
+                out.push('\n');
+            }
+            let mut fields: Vec<String> = Vec::with_capacity(6);
+            if lineno_width > 0 {
+                fields.push(if ins.starts_line {
+                    match ins.line {
+                        Some(l) => format!("{l:>lineno_width$}"),
+                        None => format!("{:>lineno_width$}", "  --"),
+                    }
+                } else {
+                    " ".repeat(lineno_width)
+                });
+            }
+            fields.push(match ins.label {
+                Some(l) => format!("{:>label_width$}", format!("L{l}:")),
+                None => " ".repeat(label_width),
+            });
+            fields.push("   ".into());
+            fields.push(format!("{:<20}", ins.opname));
+            if let Some(arg) = ins.arg {
+                let excess = ins.opname.len().saturating_sub(20);
+                fields.push(format!("{:>w$}", arg, w = 5usize.saturating_sub(excess)));
+                if !ins.argrepr.is_empty() {
+                    fields.push(format!("({})", ins.argrepr));
+                }
+            }
+            out.push_str(fields.join(" ").trim_end());
+            out.push('\n');
+        }
+        if !d.exception_table.is_empty() {
+            out.push_str("ExceptionTable:\n");
+            for (e, (s, en, t)) in d.exception_table.iter().zip(&d.exception_labels) {
+                let l = |x: &Option<u32>| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+                let _ = writeln!(
+                    out,
+                    "  L{} to L{} -> L{} [{}]{}",
+                    l(s),
+                    l(en),
+                    l(t),
+                    e.depth,
+                    if e.lasti { " lasti" } else { "" }
+                );
+            }
+        }
+        return;
+    }
+    // 3.6-3.12
+    let show_lineno = !starts.is_empty() || minor <= 9;
+    let max = starts.iter().flatten().copied().max().unwrap_or(0);
+    let lineno_width = if !show_lineno {
+        0
+    } else if minor >= 7 && max >= 1000 {
+        max.to_string().len()
+    } else {
+        3
+    };
+    let maxoffset = code_len.saturating_sub(2);
+    let offset_width = if minor >= 7 && maxoffset >= 10000 { maxoffset.to_string().len() } else { 4 };
+    for ins in &d.instructions {
+        if show_lineno && ins.starts_line && ins.offset > 0 {
+            out.push('\n');
+        }
+        let mut fields: Vec<String> = Vec::with_capacity(7);
+        if lineno_width > 0 {
+            fields.push(match (ins.starts_line, ins.line) {
+                (true, Some(l)) => format!("{l:>lineno_width$}"),
+                _ => " ".repeat(lineno_width),
+            });
+        }
+        fields.push("   ".into());
+        fields.push(if ins.is_jump_target { ">>".into() } else { "  ".into() });
+        fields.push(format!("{:>offset_width$}", ins.offset));
+        fields.push(format!("{:<20}", ins.opname));
+        if let Some(arg) = ins.arg {
+            fields.push(format!("{arg:>5}"));
+            if !ins.argrepr.is_empty() {
+                fields.push(format!("({})", ins.argrepr));
+            }
+        }
+        out.push_str(fields.join(" ").trim_end());
+        out.push('\n');
+    }
+    if !d.exception_table.is_empty() {
+        out.push_str("ExceptionTable:\n");
+        for e in &d.exception_table {
+            let _ = writeln!(
+                out,
+                "  {} to {} -> {} [{}]{}",
+                e.start,
+                e.end as i64 - 2,
+                e.target,
+                e.depth,
+                if e.lasti { " lasti" } else { "" }
+            );
+        }
+    }
+}
