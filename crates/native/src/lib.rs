@@ -4,8 +4,11 @@
 //! file; this file only wires them together.
 use pyo3::prelude::*;
 
+mod pyc_bindings;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    pyc_bindings::register(m)?;
     Ok(())
 }

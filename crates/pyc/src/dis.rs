@@ -194,6 +194,17 @@ struct Ctx<'a> {
     frees: Vec<ObjId>,
     labels: HashMap<i64, u32>,
     ops: Named,
+    /// reprs of constants made so far (one per constant, reused)
+    const_reprs: std::cell::RefCell<HashMap<usize, String>>,
+    /// bytes of constant reprs still allowed: a hostile file can make a
+    /// small shared tuple expand exponentially; real files stay far below
+    repr_budget: std::cell::Cell<usize>,
+}
+
+/// Total repr text allowed per code object: generous for real files (whose
+/// reprs are about as long as the file), bounded for hostile ones.
+fn repr_budget(file_len: usize) -> usize {
+    file_len.saturating_mul(16).saturating_add(1 << 20)
 }
 
 /// Opcodes `dis` treats by name, looked up once per version.
@@ -267,10 +278,23 @@ impl Ctx<'_> {
     }
 
     fn konst(&self, i: i64) -> (ArgVal, String) {
-        match py_index(self.consts.len(), i) {
-            Some(j) => (ArgVal::Const(self.consts[j]), repr::repr(self.pyc, self.consts[j])),
-            None => (ArgVal::Other, format!("<index {i} out of range>")),
+        let Some(j) = py_index(self.consts.len(), i) else {
+            return (ArgVal::Other, format!("<index {i} out of range>"));
+        };
+        let id = self.consts[j];
+        if let Some(r) = self.const_reprs.borrow().get(&j) {
+            let left = self.repr_budget.get();
+            if r.len() <= left {
+                self.repr_budget.set(left - r.len());
+                return (ArgVal::Const(id), r.clone());
+            }
         }
+        let left = self.repr_budget.get();
+        let mut r = String::new();
+        repr::repr_limited(self.pyc, id, &mut r, left.clamp(256, repr::MAX_REPR));
+        self.repr_budget.set(left.saturating_sub(r.len()));
+        self.const_reprs.borrow_mut().insert(j, r.clone());
+        (ArgVal::Const(id), r)
     }
 
     fn table(list: Option<&'static [&'static str]>, i: i64) -> String {
@@ -477,6 +501,8 @@ pub fn disassemble(pyc: &Pyc, code: &Code, mode: Mode) -> Result<Disassembly> {
         frees,
         labels,
         ops: Named::new(v),
+        const_reprs: Default::default(),
+        repr_budget: std::cell::Cell::new(repr_budget(pyc.data.len())),
     };
 
     let mut out = Vec::with_capacity(units.len());

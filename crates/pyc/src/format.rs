@@ -14,7 +14,9 @@ pub fn json_str(out: &mut String, s: &str) {
     json_chars(out, s.chars().map(|c| c as u32));
 }
 
-/// Append code points (lone surrogates included, as `\udXXX`) as a JSON string.
+/// Append code points as a JSON string, escaped exactly as Python's
+/// `json.dumps(..., ensure_ascii=True)` does (so the output is ASCII, and
+/// lone surrogates survive as `\udXXX`).
 pub fn json_chars(out: &mut String, chars: impl Iterator<Item = u32>) {
     out.push('"');
     for c in chars {
@@ -24,10 +26,16 @@ pub fn json_chars(out: &mut String, chars: impl Iterator<Item = u32>) {
             0x0a => out.push_str("\\n"),
             0x0d => out.push_str("\\r"),
             0x09 => out.push_str("\\t"),
-            0..=0x1f | 0xd800..=0xdfff => {
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            0x20..=0x7e => out.push(c as u8 as char),
+            0x10000.. => {
+                let v = c - 0x10000;
+                let _ = write!(out, "\\u{:04x}\\u{:04x}", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
+            }
+            _ => {
                 let _ = write!(out, "\\u{c:04x}");
             }
-            _ => out.push(char::from_u32(c).unwrap_or('\u{fffd}')),
         }
     }
     out.push('"');

@@ -9,11 +9,12 @@
 
 use std::fmt::Write;
 
-use crate::generated::printable::NONPRINTABLE;
+use crate::generated::printable;
 use crate::object::{code_points, ObjId, Object};
 use crate::pyc::Pyc;
 
-pub const MAX_REPR: usize = 1 << 16;
+/// the longest repr made for one object
+pub const MAX_REPR: usize = 16 << 20;
 /// longer ints (in 15-bit digits) are not converted to decimal (CPython 3.11+
 /// itself refuses ints of more than 4300 decimal digits)
 const MAX_LONG_DIGITS: usize = 1000;
@@ -25,7 +26,12 @@ pub fn repr(pyc: &Pyc, id: ObjId) -> String {
 }
 
 pub fn repr_into(pyc: &Pyc, id: ObjId, out: &mut String) {
-    let limit = out.len() + MAX_REPR;
+    repr_limited(pyc, id, out, MAX_REPR)
+}
+
+/// The repr, cut after `max` bytes (then "..." marks the cut).
+pub fn repr_limited(pyc: &Pyc, id: ObjId, out: &mut String, max: usize) {
+    let limit = out.len() + max;
     write_obj(pyc, id, out, limit, 0);
     if out.len() > limit {
         let mut cut = limit;
@@ -54,7 +60,7 @@ fn write_obj(pyc: &Pyc, id: ObjId, out: &mut String, limit: usize, depth: usize)
         Object::Float(f) => out.push_str(&float_repr(*f, true)),
         Object::Complex(re, im) => out.push_str(&complex_repr(*re, *im)),
         Object::Bytes(_) => bytes_repr(pyc.bytes(id), out),
-        Object::Str(s) => str_repr(code_points(pyc.str_raw(s), s.kind), out),
+        Object::Str(s) => str_repr(pyc.minor(), code_points(pyc.str_raw(s), s.kind), out),
         Object::Tuple(items) => {
             out.push('(');
             write_items(pyc, items, out, limit, depth);
@@ -176,8 +182,13 @@ pub fn float_repr(x: f64, add_dot_0: bool) -> String {
     if x == 0.0 {
         return format!("{sign}0{}", if add_dot_0 { ".0" } else { "" });
     }
-    // Rust's `{:e}` gives the shortest round-trip digits, like Python's repr
-    let e = format!("{:e}", x.abs());
+    // Rust's `{:e}` gives the shortest round-trip digit count; Python then
+    // takes the correctly rounded (half-even) digits of that length, which
+    // `{:.N$e}` gives (they differ on exact ties such as 2**-25)
+    let shortest = format!("{:e}", x.abs());
+    let n_digits = shortest.split_once('e').expect("exponent").0.chars().filter(|c| c.is_ascii_digit()).count();
+    let rounded = format!("{:.*e}", n_digits - 1, x.abs());
+    let e = if rounded.parse::<f64>() == Ok(x.abs()) { rounded } else { shortest };
     let (mant, exp) = e.split_once('e').expect("exponent");
     let exp: i32 = exp.parse().expect("exponent digits");
     let digits: String = mant.chars().filter(|c| *c != '.').collect();
@@ -217,8 +228,10 @@ pub fn complex_repr(re: f64, im: f64) -> String {
     }
 }
 
-pub fn is_printable(cp: u32) -> bool {
-    NONPRINTABLE
+/// `str.isprintable()` of one code point, as CPython 3.`minor` (its Unicode
+/// database) has it.
+pub fn is_printable(minor: u8, cp: u32) -> bool {
+    printable::for_minor(minor)
         .binary_search_by(|&(a, b)| {
             if cp < a {
                 std::cmp::Ordering::Greater
@@ -231,7 +244,7 @@ pub fn is_printable(cp: u32) -> bool {
         .is_err()
 }
 
-pub fn str_repr(chars: impl Iterator<Item = u32> + Clone, out: &mut String) {
+pub fn str_repr(minor: u8, chars: impl Iterator<Item = u32> + Clone, out: &mut String) {
     let (mut single, mut double) = (false, false);
     for c in chars.clone() {
         single |= c == '\'' as u32;
@@ -252,7 +265,7 @@ pub fn str_repr(chars: impl Iterator<Item = u32> + Clone, out: &mut String) {
                 let _ = write!(out, "\\x{c:02x}");
             }
             0x20..=0x7e => out.push(char::from_u32(c).expect("ascii")),
-            _ if is_printable(c) => out.push(char::from_u32(c).unwrap_or('\u{fffd}')),
+            _ if is_printable(minor, c) => out.push(char::from_u32(c).unwrap_or('\u{fffd}')),
             0x80..=0xff => {
                 let _ = write!(out, "\\x{c:02x}");
             }
@@ -299,6 +312,7 @@ mod tests {
             (1.0, "1.0"), (0.1, "0.1"), (1e16, "1e+16"), (1e15, "1000000000000000.0"), (1e-5, "1e-05"),
             (0.0001, "0.0001"), (-2.5, "-2.5"), (123456789.125, "123456789.125"), (1.5e300, "1.5e+300"),
             (-0.0, "-0.0"), (f64::INFINITY, "inf"), (5e-324, "5e-324"), (0.3333333333333333, "0.3333333333333333"),
+            (2.9802322387695312e-08, "2.9802322387695312e-08"),
         ];
         for (x, want) in cases {
             assert_eq!(float_repr(x, true), want, "{x}");
@@ -318,15 +332,17 @@ mod tests {
     fn strings_and_bytes_like_python() {
         let r = |s: &str| {
             let mut o = String::new();
-            str_repr(s.chars().map(|c| c as u32), &mut o);
+            str_repr(14, s.chars().map(|c| c as u32), &mut o);
             o
         };
         assert_eq!(r("it's"), "\"it's\"");
         assert_eq!(r("a'b\"c"), "'a\\'b\"c'");
         assert_eq!(r("tab\t\x01é\u{a0}€\u{200b}"), "'tab\\t\\x01é\\xa0€\\u200b'");
         let mut o = String::new();
-        str_repr([0xd800u32].into_iter(), &mut o);
+        str_repr(14, [0xd800u32].into_iter(), &mut o);
         assert_eq!(o, "'\\ud800'");
+        // U+2FFC was assigned in Unicode 15.1 (CPython 3.13)
+        assert!(is_printable(13, 0x2ffc) && !is_printable(12, 0x2ffc));
         let mut o = String::new();
         bytes_repr(b"a'\x00\xff\\", &mut o);
         assert_eq!(o, "b\"a'\\x00\\xff\\\\\"");
