@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # modules that contribute subcommands, in the order `--help` lists them
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["spyglass.pyc_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

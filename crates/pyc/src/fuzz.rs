@@ -10,7 +10,7 @@ pub fn exercise(data: &[u8]) {
     let _ = lines::findlinestarts(7, data, firstline, data.len());
     let _ = lines::findlinestarts(9, data, firstline, data.len());
     let _ = lines::linetable_310(data, firstline);
-    let _ = lines::location_lines(data, firstline);
+    let _ = lines::location_lines(data, firstline, true);
     let _ = lines::location_positions(data, firstline);
     let _ = exceptions::parse(data);
     // the marshal reader under each code layout, without a header

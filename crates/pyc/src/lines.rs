@@ -124,9 +124,10 @@ fn entry_line_delta(t: &[u8], pos: usize) -> i32 {
     }
 }
 
-/// `code.co_lines()` of 3.11+, from the location table; consecutive ranges
-/// of the same line are merged, as `lineiter_next` does.
-pub fn location_lines(table: &[u8], firstlineno: i32) -> Vec<LineRange> {
+/// `code.co_lines()` of 3.11+, from the location table. From 3.12 on,
+/// consecutive ranges of the same line are merged (`merge`), as
+/// `lineiter_next` does; 3.11 reports one range per table entry.
+pub fn location_lines(table: &[u8], firstlineno: i32, merge: bool) -> Vec<LineRange> {
     let mut raw: Vec<LineRange> = Vec::new();
     let mut pos = 0;
     let mut end: u32 = 0;
@@ -142,6 +143,9 @@ pub fn location_lines(table: &[u8], firstlineno: i32) -> Vec<LineRange> {
             pos += 1;
         }
         raw.push(LineRange { start, end, line });
+    }
+    if !merge {
+        return raw;
     }
     let mut out: Vec<LineRange> = Vec::with_capacity(raw.len());
     for r in raw {
@@ -208,7 +212,8 @@ pub fn findlinestarts(minor: u8, table: &[u8], firstlineno: i32, code_len: usize
     match minor {
         0..=9 => lnotab_linestarts(minor, table, firstlineno, code_len),
         _ => {
-            let ranges = if minor == 10 { linetable_310(table, firstlineno) } else { location_lines(table, firstlineno) };
+            let ranges =
+                if minor == 10 { linetable_310(table, firstlineno) } else { location_lines(table, firstlineno, minor >= 12) };
             let mut out = Vec::new();
             if minor <= 12 {
                 let mut last = None;
@@ -248,7 +253,7 @@ pub fn co_lines(minor: u8, table: &[u8], firstlineno: i32, code_len: usize) -> V
             out
         }
         10 => linetable_310(table, firstlineno),
-        _ => location_lines(table, firstlineno),
+        _ => location_lines(table, firstlineno, minor >= 12),
     }
 }
 
@@ -300,7 +305,8 @@ mod tests {
         assert_eq!(p[3], [Some(10), Some(10), None, None]);
         assert_eq!(p[4], [Some(12), Some(14), Some(4), Some(6)]);
         assert_eq!(p[5], [None; 4]);
-        let lines = location_lines(&table, 10);
+        assert_eq!(location_lines(&table, 10, false).len(), 5);
+        let lines = location_lines(&table, 10, true);
         assert_eq!(
             lines,
             vec![
@@ -320,6 +326,6 @@ mod tests {
     fn truncated_tables_end_quietly() {
         assert!(location_positions(&[0x80 | (14 << 3), 0x40], 1).is_empty());
         assert_eq!(linetable_310(&[2], 1), vec![]);
-        assert_eq!(location_lines(&[0x80 | (13 << 3)], 1).len(), 1);
+        assert_eq!(location_lines(&[0x80 | (13 << 3)], 1, true).len(), 1);
     }
 }

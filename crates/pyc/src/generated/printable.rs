@@ -943,15 +943,24 @@ static UNICODE_16_0_0: &[(u32, u32)] = &[
 /// The table of CPython 3.`minor` (the newest one for versions not listed).
 pub fn for_minor(minor: u8) -> &'static [(u32, u32)] {
     match minor {
-        6 => UNICODE_9_0_0, // 3.6.15
-        7 => UNICODE_11_0_0, // 3.7.16
-        8 => UNICODE_12_1_0, // 3.8.18
-        9 => UNICODE_13_0_0, // 3.9.18
-        10 => UNICODE_13_0_0, // 3.10.13
-        11 => UNICODE_14_0_0, // 3.11.7
-        12 => UNICODE_15_0_0, // 3.12.1
-        13 => UNICODE_15_1_0, // 3.13.0
-        14 => UNICODE_16_0_0, // 3.14.8
+        // 3.6.15
+        6 => UNICODE_9_0_0,
+        // 3.7.16
+        7 => UNICODE_11_0_0,
+        // 3.8.18
+        8 => UNICODE_12_1_0,
+        // 3.9.18
+        9 => UNICODE_13_0_0,
+        // 3.10.13
+        10 => UNICODE_13_0_0,
+        // 3.11.7
+        11 => UNICODE_14_0_0,
+        // 3.12.1
+        12 => UNICODE_15_0_0,
+        // 3.13.0
+        13 => UNICODE_15_1_0,
+        // 3.14.8
+        14 => UNICODE_16_0_0,
         _ => UNICODE_16_0_0,
     }
 }
