@@ -316,7 +316,7 @@ impl PycFile {
                     ins.opname.into_pyobject(py)?.into_any(),
                     ins.arg.into_pyobject(py)?.into_any(),
                     argval,
-                    ins.argrepr.as_str().into_pyobject(py)?.into_any(),
+                    ins.argrepr.as_ref().into_pyobject(py)?.into_any(),
                     ins.starts_line.into_pyobject(py)?.to_owned().into_any(),
                     ins.line.into_pyobject(py)?.into_any(),
                     ins.positions.map(|p| (p[0], p[1], p[2], p[3])).into_pyobject(py)?.into_any(),

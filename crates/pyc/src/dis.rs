@@ -8,7 +8,9 @@
 //! LOAD_ATTR, LOAD_SUPER_ATTR, COMPARE_OP, LOAD_FAST_LOAD_FAST, ...), and
 //! which instructions start a line.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::exceptions::{self, ExceptionEntry};
@@ -39,7 +41,7 @@ pub enum ArgVal {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Instruction {
+pub struct Instruction<'a> {
     pub offset: u32,
     /// offset of the first EXTENDED_ARG before it (3.13's `start_offset`)
     pub start_offset: u32,
@@ -47,7 +49,7 @@ pub struct Instruction {
     pub opname: &'static str,
     pub arg: Option<i64>,
     pub argval: ArgVal,
-    pub argrepr: String,
+    pub argrepr: Cow<'a, str>,
     /// this instruction starts a source line (`dis` marks it in the margin)
     pub starts_line: bool,
     /// the source line: 3.13+ `line_number`; before, the last line started
@@ -73,8 +75,8 @@ pub enum Mode {
 
 /// A disassembled code object with the tables `dis` prints after it.
 #[derive(Debug, Clone)]
-pub struct Disassembly {
-    pub instructions: Vec<Instruction>,
+pub struct Disassembly<'a> {
+    pub instructions: Vec<Instruction<'a>>,
     pub exception_table: Vec<ExceptionEntry>,
     /// 3.13+: label number of each exception entry's (start, end, target)
     pub exception_labels: Vec<(Option<u32>, Option<u32>, Option<u32>)>,
@@ -184,6 +186,7 @@ fn jump_target(v: &VersionData, u: &Unit) -> Option<i64> {
 }
 
 struct Ctx<'a> {
+    _marker: std::marker::PhantomData<&'a ()>,
     pyc: &'a Pyc,
     v: &'static VersionData,
     names: &'a [ObjId],
@@ -193,7 +196,7 @@ struct Ctx<'a> {
     /// hasfree names (cellvars + freevars, or localsplus from 3.11)
     frees: Vec<ObjId>,
     labels: HashMap<i64, u32>,
-    ops: Named,
+    ops: &'static Named,
     /// reprs of constants made so far (one per constant, reused)
     const_reprs: std::cell::RefCell<HashMap<usize, String>>,
     /// bytes of constant reprs still allowed: a hostile file can make a
@@ -229,6 +232,12 @@ struct Named {
 }
 
 impl Named {
+    /// The table of one version, built once.
+    fn of(v: &'static VersionData) -> &'static Named {
+        static CACHE: [OnceLock<Named>; 16] = [const { OnceLock::new() }; 16];
+        CACHE[(v.minor as usize).min(15)].get_or_init(|| Named::new(v))
+    }
+
     fn new(v: &VersionData) -> Named {
         let pairs: &[&str] = match v.minor {
             13 => &["LOAD_FAST_LOAD_FAST", "STORE_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST"],
@@ -269,24 +278,24 @@ fn flag_list(arg: i64, names: &[&str]) -> String {
     names.iter().enumerate().filter(|(i, _)| arg & (1 << i) != 0).map(|(_, s)| *s).collect::<Vec<_>>().join(", ")
 }
 
-impl Ctx<'_> {
-    fn name(&self, list: &[ObjId], i: i64) -> (ArgVal, String) {
+impl<'a> Ctx<'a> {
+    fn name(&self, list: &[ObjId], i: i64) -> (ArgVal, Cow<'a, str>) {
         match py_index(list.len(), i) {
-            Some(j) => (ArgVal::Name(list[j]), self.pyc.text(list[j]).into_owned()),
-            None => (ArgVal::Other, format!("<index {i} out of range>")),
+            Some(j) => (ArgVal::Name(list[j]), self.pyc.text(list[j])),
+            None => (ArgVal::Other, Cow::Owned(format!("<index {i} out of range>"))),
         }
     }
 
-    fn konst(&self, i: i64) -> (ArgVal, String) {
+    fn konst(&self, i: i64) -> (ArgVal, Cow<'a, str>) {
         let Some(j) = py_index(self.consts.len(), i) else {
-            return (ArgVal::Other, format!("<index {i} out of range>"));
+            return (ArgVal::Other, Cow::Owned(format!("<index {i} out of range>")));
         };
         let id = self.consts[j];
         if let Some(r) = self.const_reprs.borrow().get(&j) {
             let left = self.repr_budget.get();
             if r.len() <= left {
                 self.repr_budget.set(left - r.len());
-                return (ArgVal::Const(id), r.clone());
+                return (ArgVal::Const(id), Cow::Owned(r.clone()));
             }
         }
         let left = self.repr_budget.get();
@@ -294,16 +303,16 @@ impl Ctx<'_> {
         repr::repr_limited(self.pyc, id, &mut r, left.clamp(256, repr::MAX_REPR));
         self.repr_budget.set(left.saturating_sub(r.len()));
         self.const_reprs.borrow_mut().insert(j, r.clone());
-        (ArgVal::Const(id), r)
+        (ArgVal::Const(id), Cow::Owned(r))
     }
 
-    fn table(list: Option<&'static [&'static str]>, i: i64) -> String {
-        list.and_then(|l| py_index(l.len(), i).map(|j| l[j].to_string())).unwrap_or_default()
+    fn table(list: Option<&'static [&'static str]>, i: i64) -> Cow<'a, str> {
+        Cow::Borrowed(list.and_then(|l| py_index(l.len(), i).map(|j| l[j])).unwrap_or(""))
     }
 
     /// `argval, argrepr` for one instruction, branch order as in each version's dis.
-    fn resolve(&self, u: &Unit) -> (ArgVal, String) {
-        let Some(arg) = u.arg else { return (ArgVal::None, String::new()) };
+    fn resolve(&self, u: &Unit) -> (ArgVal, Cow<'a, str>) {
+        let Some(arg) = u.arg else { return (ArgVal::None, Cow::Borrowed("")) };
         let v = self.v;
         let minor = v.minor;
         let deop = v.op(u.op).deopt;
@@ -312,7 +321,7 @@ impl Ctx<'_> {
         let n = &self.ops;
         if f & OpData::CONST != 0 {
             if minor == 11 && !is(n.load_const) {
-                return (ArgVal::Other, String::new()); // dis.UNKNOWN
+                return (ArgVal::Other, Cow::Borrowed("")); // dis.UNKNOWN
             }
             return self.konst(arg);
         }
@@ -333,10 +342,10 @@ impl Ctx<'_> {
         }
         if minor >= 13 {
             if f & (OpData::JUMP | OpData::EXC) != 0 {
-                let Some(target) = jump_target(v, u) else { return (ArgVal::Int(arg), String::new()) };
+                let Some(target) = jump_target(v, u) else { return (ArgVal::Int(arg), Cow::Borrowed("")) };
                 let word = if minor >= 14 && is(n.end_async_for) { "from" } else { "to" };
                 let lbl = self.labels.get(&target).map(|l| l.to_string()).unwrap_or_else(|| "?".into());
-                return (ArgVal::Int(target), format!("{word} L{lbl}"));
+                return (ArgVal::Int(target), Cow::Owned(format!("{word} L{lbl}")));
             }
             if n.fast_pairs.contains(&deop) {
                 let (a, ra) = self.name(&self.locals, arg >> 4);
@@ -345,16 +354,16 @@ impl Ctx<'_> {
                     (ArgVal::Name(a), ArgVal::Name(b)) => ArgVal::NamePair(a, b),
                     _ => ArgVal::Other,
                 };
-                return (val, format!("{ra}, {rb}"));
+                return (val, Cow::Owned(format!("{ra}, {rb}")));
             }
         } else {
             if minor >= 10 && f & OpData::JABS != 0 {
                 let t = arg.wrapping_mul(2);
-                return (ArgVal::Int(t), format!("to {t}"));
+                return (ArgVal::Int(t), Cow::Owned(format!("to {t}")));
             }
             if f & OpData::JREL != 0 {
                 let t = jump_target(v, u).unwrap_or(arg);
-                return (ArgVal::Int(t), format!("to {t}"));
+                return (ArgVal::Int(t), Cow::Owned(format!("to {t}")));
             }
         }
         if minor >= 11 {
@@ -371,10 +380,10 @@ impl Ctx<'_> {
                 _ => arg >> 5,
             };
             let Some(j) = py_index(v.cmp_op.len(), idx) else {
-                return (ArgVal::Other, format!("<index {idx} out of range>"));
+                return (ArgVal::Other, Cow::Owned(format!("<index {idx} out of range>")));
             };
             let op = v.cmp_op[j];
-            let r = if minor >= 13 && arg & 16 != 0 { format!("bool({op})") } else { op.to_string() };
+            let r = if minor >= 13 && arg & 16 != 0 { Cow::Owned(format!("bool({op})")) } else { Cow::Borrowed(op) };
             return (ArgVal::Str(op), r);
         }
         if minor <= 10 && f & OpData::FREE != 0 {
@@ -389,18 +398,18 @@ impl Ctx<'_> {
                 }
                 r.push_str("with format");
             }
-            return (ArgVal::Other, r);
+            return (ArgVal::Other, Cow::Owned(r));
         }
         if (8..=12).contains(&minor) && is(n.make_function) {
-            return (plain, flag_list(arg, &MAKE_FUNCTION_FLAGS[..4]));
+            return (plain, Cow::Owned(flag_list(arg, &MAKE_FUNCTION_FLAGS[..4])));
         }
         if minor >= 13 && is(n.convert_value) {
-            let r = py_index(4, arg).map(|j| FORMAT_CONVERTERS[j].to_string()).unwrap_or_default();
-            return (ArgVal::Other, r);
+            let r = py_index(4, arg).map(|j| FORMAT_CONVERTERS[j]).unwrap_or("");
+            return (ArgVal::Other, Cow::Borrowed(r));
         }
         if minor >= 13 && is(n.set_function_attribute) {
             let flags = if minor >= 14 { &MAKE_FUNCTION_FLAGS[..] } else { &MAKE_FUNCTION_FLAGS[..4] };
-            return (plain, flag_list(arg, flags));
+            return (plain, Cow::Owned(flag_list(arg, flags)));
         }
         if minor >= 11 && is(n.binary_op) {
             return (plain, Self::table(v.nb_ops, arg));
@@ -419,28 +428,28 @@ impl Ctx<'_> {
                 return (plain, Self::table(v.special_method_names, arg));
             }
             if is(n.is_op) {
-                return (plain, if arg != 0 { "is not" } else { "is" }.into());
+                return (plain, Cow::Borrowed(if arg != 0 { "is not" } else { "is" }));
             }
             if is(n.contains_op) {
-                return (plain, if arg != 0 { "not in" } else { "in" }.into());
+                return (plain, Cow::Borrowed(if arg != 0 { "not in" } else { "in" }));
             }
         }
-        (plain, String::new())
+        (plain, Cow::Borrowed(""))
     }
 
-    fn null_suffix(&self, set: bool, r: String, what: &str) -> String {
+    fn null_suffix(&self, set: bool, r: Cow<'a, str>, what: &str) -> Cow<'a, str> {
         if !set || r.is_empty() {
             r
         } else if self.v.minor >= 13 {
-            format!("{r} + {what}")
+            Cow::Owned(format!("{r} + {what}"))
         } else {
-            format!("{what} + {r}")
+            Cow::Owned(format!("{what} + {r}"))
         }
     }
 }
 
 /// Disassemble one code object of `pyc` as its version's `dis` would.
-pub fn disassemble(pyc: &Pyc, code: &Code, mode: Mode) -> Result<Disassembly> {
+pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassembly<'a>> {
     let v = version_data(pyc)?;
     let minor = v.minor;
     let bytecode = pyc.bytes(code.code);
@@ -493,6 +502,7 @@ pub fn disassemble(pyc: &Pyc, code: &Code, mode: Mode) -> Result<Disassembly> {
 
     let (locals, frees) = pyc.oparg_names(code);
     let ctx = Ctx {
+        _marker: std::marker::PhantomData,
         pyc,
         v,
         names: pyc.items(code.names),
@@ -500,7 +510,7 @@ pub fn disassemble(pyc: &Pyc, code: &Code, mode: Mode) -> Result<Disassembly> {
         locals,
         frees,
         labels,
-        ops: Named::new(v),
+        ops: Named::of(v),
         const_reprs: Default::default(),
         repr_budget: std::cell::Cell::new(repr_budget(pyc.data.len())),
     };

@@ -143,6 +143,51 @@ pub fn text(pyc: &Pyc, out: &mut String) -> Result<()> {
     Ok(())
 }
 
+fn pad_left(out: &mut String, s: &str, width: usize) {
+    for _ in s.chars().count()..width {
+        out.push(' ');
+    }
+    out.push_str(s);
+}
+
+fn pad_right(out: &mut String, s: &str, width: usize) {
+    out.push_str(s);
+    for _ in s.chars().count()..width {
+        out.push(' ');
+    }
+}
+
+fn spaces(out: &mut String, n: usize) {
+    for _ in 0..n {
+        out.push(' ');
+    }
+}
+
+/// The opcode name, argument and argument details columns, then the end of
+/// the line (dis joins its fields with spaces and strips the right end).
+fn finish_line(out: &mut String, ins: &Instruction, arg_width: usize) {
+    pad_right(out, ins.opname, 20);
+    if let Some(arg) = ins.arg {
+        out.push(' ');
+        let mut num = itoa(arg);
+        pad_left(out, &std::mem::take(&mut num), arg_width);
+        if !ins.argrepr.is_empty() {
+            out.push_str(" (");
+            out.push_str(&ins.argrepr);
+            out.push(')');
+        }
+    }
+    let trimmed = out.trim_end_matches(' ').len();
+    out.truncate(trimmed);
+    out.push('\n');
+}
+
+fn itoa(v: impl std::fmt::Display) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{v}");
+    s
+}
+
 fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
     let minor = pyc.minor();
     let code_len = pyc.bytes(code.code).len();
@@ -152,7 +197,7 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
         let lineno_width = match max {
             None => 0,
             Some(m) => {
-                let w = 3.max(m.to_string().len());
+                let w = 3.max(itoa(m).len());
                 if w < 4 && starts.contains(&None) {
                     4
                 } else {
@@ -162,37 +207,26 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
         };
         let nlabels = d.instructions.iter().filter_map(|i| i.label).max().unwrap_or(0) as usize;
         let nlabels = nlabels.max(d.exception_labels.iter().flat_map(|(a, b, c)| [*a, *b, *c]).flatten().max().unwrap_or(0) as usize);
-        let label_width = 4 + nlabels.to_string().len();
+        let label_width = 4 + itoa(nlabels).len();
         for ins in &d.instructions {
             if lineno_width > 0 && ins.starts_line && ins.offset > 0 {
                 out.push('\n');
             }
-            let mut fields: Vec<String> = Vec::with_capacity(6);
             if lineno_width > 0 {
-                fields.push(if ins.starts_line {
-                    match ins.line {
-                        Some(l) => format!("{l:>lineno_width$}"),
-                        None => format!("{:>lineno_width$}", "  --"),
-                    }
-                } else {
-                    " ".repeat(lineno_width)
-                });
-            }
-            fields.push(match ins.label {
-                Some(l) => format!("{:>label_width$}", format!("L{l}:")),
-                None => " ".repeat(label_width),
-            });
-            fields.push("   ".into());
-            fields.push(format!("{:<20}", ins.opname));
-            if let Some(arg) = ins.arg {
-                let excess = ins.opname.len().saturating_sub(20);
-                fields.push(format!("{:>w$}", arg, w = 5usize.saturating_sub(excess)));
-                if !ins.argrepr.is_empty() {
-                    fields.push(format!("({})", ins.argrepr));
+                match (ins.starts_line, ins.line) {
+                    (true, Some(l)) => pad_left(out, &itoa(l), lineno_width),
+                    (true, None) => pad_left(out, "  --", lineno_width),
+                    _ => spaces(out, lineno_width),
                 }
+                out.push(' ');
             }
-            out.push_str(fields.join(" ").trim_end());
-            out.push('\n');
+            match ins.label {
+                Some(l) => pad_left(out, &format!("L{l}:"), label_width),
+                None => spaces(out, label_width),
+            }
+            out.push_str("     ");
+            let excess = ins.opname.len().saturating_sub(20);
+            finish_line(out, ins, 5usize.saturating_sub(excess));
         }
         if !d.exception_table.is_empty() {
             out.push_str("ExceptionTable:\n");
@@ -217,35 +251,28 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
     let lineno_width = if !show_lineno {
         0
     } else if minor >= 7 && max >= 1000 {
-        max.to_string().len()
+        itoa(max).len()
     } else {
         3
     };
     let maxoffset = code_len.saturating_sub(2);
-    let offset_width = if minor >= 7 && maxoffset >= 10000 { maxoffset.to_string().len() } else { 4 };
+    let offset_width = if minor >= 7 && maxoffset >= 10000 { itoa(maxoffset).len() } else { 4 };
     for ins in &d.instructions {
         if show_lineno && ins.starts_line && ins.offset > 0 {
             out.push('\n');
         }
-        let mut fields: Vec<String> = Vec::with_capacity(7);
         if lineno_width > 0 {
-            fields.push(match (ins.starts_line, ins.line) {
-                (true, Some(l)) => format!("{l:>lineno_width$}"),
-                _ => " ".repeat(lineno_width),
-            });
-        }
-        fields.push("   ".into());
-        fields.push(if ins.is_jump_target { ">>".into() } else { "  ".into() });
-        fields.push(format!("{:>offset_width$}", ins.offset));
-        fields.push(format!("{:<20}", ins.opname));
-        if let Some(arg) = ins.arg {
-            fields.push(format!("{arg:>5}"));
-            if !ins.argrepr.is_empty() {
-                fields.push(format!("({})", ins.argrepr));
+            match (ins.starts_line, ins.line) {
+                (true, Some(l)) => pad_left(out, &itoa(l), lineno_width),
+                _ => spaces(out, lineno_width),
             }
+            out.push(' ');
         }
-        out.push_str(fields.join(" ").trim_end());
-        out.push('\n');
+        out.push_str("    ");
+        out.push_str(if ins.is_jump_target { ">> " } else { "   " });
+        pad_left(out, &itoa(ins.offset), offset_width);
+        out.push(' ');
+        finish_line(out, ins, 5);
     }
     if !d.exception_table.is_empty() {
         out.push_str("ExceptionTable:\n");

@@ -71,3 +71,21 @@ fn text_output_is_produced_for_every_version() {
         assert_eq!(out.contains("ExceptionTable:"), minor >= 11, "3.{minor}");
     }
 }
+
+#[test]
+fn text_matches_each_versions_dis_dis() {
+    for minor in 6..=14 {
+        let pyc = Pyc::parse(std::fs::read(format!("{DATA}/sample-3.{minor}.pyc")).unwrap()).unwrap();
+        let expected = std::fs::read_to_string(format!("{DATA}/sample-3.{minor}.txt")).unwrap();
+        let mut got = String::new();
+        format::text(&pyc, &mut got).unwrap();
+        let (got, expected) = (without_code_addresses(&got), without_code_addresses(&expected));
+        for (i, (g, e)) in got.lines().zip(expected.lines()).enumerate() {
+            if e.contains("frozenset(") {
+                continue;
+            }
+            assert_eq!(g, e, "3.{minor}, line {}", i + 1);
+        }
+        assert_eq!(got.lines().count(), expected.lines().count(), "3.{minor}");
+    }
+}
