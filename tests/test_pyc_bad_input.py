@@ -84,3 +84,20 @@ def test_cli_reports_errors_with_exit_status_1(tmp_path):
     r = subprocess.run([sys.executable, "-m", "spyglass", "dis", str(bad)], capture_output=True, text=True)
     assert r.returncode == 1
     assert str(bad) in r.stderr and "offset" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_deeply_nested_constants_convert():
+    import marshal
+    deep = None
+    for _ in range(1900):
+        deep = (deep,)
+    code = compile("x = 1", "d.py", "exec").replace(co_consts=(deep, None))
+    import importlib.util
+    data = importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)
+    f = pyc.load(data)
+    value = f.code.co_consts[0]
+    depth = 0
+    while isinstance(value, tuple):
+        value, depth = value[0], depth + 1
+    assert depth == 1900
+    assert "(((((" in f.dis()

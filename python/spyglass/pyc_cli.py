@@ -85,6 +85,7 @@ def load_or_compile(path: str, layout: bool = False) -> pyc.Pyc:
 def run_pyc(args: argparse.Namespace) -> int:
     f = pyc.load(args.file, layout=args.layout)
     lines = header_lines(f)
+    status = None
     if args.source:
         status, expected, found = f.check_source(args.source)
         detail = "" if status != "mismatch" else " (file says %s, source gives %s)" % (expected, found)
@@ -94,7 +95,7 @@ def run_pyc(args: argparse.Namespace) -> int:
     if args.layout:
         lines += layout_lines(f)
     print("\n".join(lines))
-    return 0 if not args.source or lines and "mismatch" not in lines[-len(f.codes) - 2] else 1
+    return 1 if status == "mismatch" else 0
 
 
 def run_dis(args: argparse.Namespace) -> int:
