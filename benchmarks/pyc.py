@@ -77,11 +77,11 @@ def time_spyglass(files: list) -> tuple:
     from spyglass import _native
 
     failed = 0
-    with open(os.devnull, "w") as null:
+    with open(os.devnull, "wb") as null:
         t = time.perf_counter()
         for p in files:
             try:
-                null.write(_native.pyc_dis_file(p))
+                null.write(_native.pyc_dis_file(p, "text", True))
             except ValueError:
                 failed += 1
         return time.perf_counter() - t, failed

@@ -111,7 +111,8 @@ class Code:
         return [c for c in self._pyc.codes if c.parent_index == self.index]
 
     def instructions(self, mode: str = "get_instructions") -> list:
-        """`mode="dis"` marks exception handlers as jump targets, as `dis.dis` does."""
+        """`mode="dis"` marks exception handlers as jump targets, as `dis.dis`
+        does, and leaves positions out (dis.dis does not show them)."""
         return [Instruction(*t) for t in self._pyc._native.instructions(self.index, self._pyc._code_or_none, mode)]
 
     def lines(self) -> list:
@@ -146,13 +147,14 @@ class Pyc:
     def _code_or_none(self, index: Optional[int]) -> Optional[Code]:
         return None if index is None else self.codes[index]
 
-    def dis(self, format: str = "text") -> str:
+    def dis(self, format: str = "text", *, binary: bool = False) -> Union[str, bytes]:
         """The whole file disassembled: "text" (laid out as the writing
-        version's `dis.dis`) or "jsonl" (one JSON object per instruction)."""
+        version's `dis.dis`) or "jsonl" (one JSON object per instruction);
+        UTF-8 bytes with binary=True."""
         if format not in ("text", "jsonl"):
             raise ValueError("format must be 'text' or 'jsonl'")
         try:
-            return self._native.dis(format)
+            return self._native.dis(format, binary)
         except ValueError as e:
             raise PycError(str(e)) from None
 

@@ -100,7 +100,10 @@ def run_pyc(args: argparse.Namespace) -> int:
 
 def run_dis(args: argparse.Namespace) -> int:
     f = load_or_compile(args.file)
-    sys.stdout.write(f.dis(args.format))
+    out = f.dis(args.format, binary=True)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
     return 0
 
 

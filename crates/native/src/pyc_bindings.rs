@@ -388,9 +388,10 @@ impl PycFile {
     }
 
     /// The whole file disassembled: "text" (the writing version's `dis.dis`
-    /// layout) or "jsonl" (one JSON object per instruction).
-    #[pyo3(signature = (fmt = "text"))]
-    fn dis(&self, py: Python<'_>, fmt: &str) -> PyResult<String> {
+    /// layout) or "jsonl" (one JSON object per instruction); UTF-8 bytes
+    /// instead of str with `binary=True`.
+    #[pyo3(signature = (fmt = "text", binary = false))]
+    fn dis<'py>(&self, py: Python<'py>, fmt: &str, binary: bool) -> PyResult<Bound<'py, PyAny>> {
         let pyc = self.pyc.clone();
         let fmt = fmt.to_string();
         let r = py.detach(move || {
@@ -401,7 +402,8 @@ impl PycFile {
             };
             res.map(|_| out)
         });
-        r.map_err(|e| err(&self.filename, e))
+        let out = r.map_err(|e| err(&self.filename, e))?;
+        text_or_bytes(py, out, binary)
     }
 
     fn __repr__(&self) -> String {
@@ -410,20 +412,26 @@ impl PycFile {
     }
 }
 
-/// Disassemble the file at `path` without building any Python object.
+fn text_or_bytes(py: Python<'_>, out: String, binary: bool) -> PyResult<Bound<'_, PyAny>> {
+    Ok(if binary { PyBytes::new(py, out.as_bytes()).into_any() } else { out.into_pyobject(py)?.into_any() })
+}
+
+/// Disassemble the file at `path` without building any Python object but
+/// the result (str, or UTF-8 bytes with `binary=True`).
 #[pyfunction]
-#[pyo3(signature = (path, fmt = "text"))]
-fn pyc_dis_file(py: Python<'_>, path: std::path::PathBuf, fmt: &str) -> PyResult<String> {
+#[pyo3(signature = (path, fmt = "text", binary = false))]
+fn pyc_dis_file<'py>(py: Python<'py>, path: std::path::PathBuf, fmt: &str, binary: bool) -> PyResult<Bound<'py, PyAny>> {
     let name = path.display().to_string();
     let fmt = fmt.to_string();
-    py.detach(move || {
+    let out = py.detach(move || {
         let data = std::fs::read(&path).map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
         let pyc = Pyc::parse(data).map_err(|e| err(&name, e))?;
         let mut out = String::new();
         let r = if fmt == "jsonl" { format::jsonl(&pyc, &mut out) } else { format::text(&pyc, &mut out) };
         r.map_err(|e| err(&name, e))?;
-        Ok(out)
-    })
+        Ok::<_, PyErr>(out)
+    })?;
+    text_or_bytes(py, out, binary)
 }
 
 /// Every magic number the reader knows: (magic, major, minor, label, note).

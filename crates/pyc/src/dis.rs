@@ -69,7 +69,8 @@ pub struct Instruction<'a> {
 pub enum Mode {
     /// `dis.get_instructions`: jump targets only
     GetInstructions,
-    /// `dis.dis` / `dis.disassemble`: exception-table targets too
+    /// `dis.dis` / `dis.disassemble`: exception-table targets too; positions
+    /// are left out (`dis.dis` does not print them)
     Disassemble,
 }
 
@@ -494,11 +495,25 @@ pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassem
         .collect();
 
     let linetable = pyc.bytes(code.linetable);
-    let mut linestarts: HashMap<u32, Option<i32>> = HashMap::new();
+    // line starts by code unit (instructions sit at even offsets); later entries win, as in dict()
+    let mut linestarts: Vec<Option<Option<i32>>> = vec![None; bytecode.len() / 2 + 1];
     for (off, line) in lines::findlinestarts(minor, linetable, code.firstlineno, bytecode.len()) {
-        linestarts.insert(off, line);
+        if off % 2 == 0 {
+            if let Some(slot) = linestarts.get_mut(off as usize / 2) {
+                *slot = Some(line);
+            }
+        }
     }
-    let positions = (minor >= 11).then(|| lines::location_positions(linetable, code.firstlineno));
+    let mut is_target = vec![false; bytecode.len() / 2 + 1];
+    for t in &targets {
+        if *t >= 0 && t % 2 == 0 {
+            if let Some(slot) = is_target.get_mut(*t as usize / 2) {
+                *slot = true;
+            }
+        }
+    }
+    let positions =
+        (minor >= 11 && mode == Mode::GetInstructions).then(|| lines::location_positions(linetable, code.firstlineno));
 
     let (locals, frees) = pyc.oparg_names(code);
     let ctx = Ctx {
@@ -518,7 +533,7 @@ pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassem
     let mut out = Vec::with_capacity(units.len());
     let mut line: Option<i32> = None;
     for u in &units {
-        let start = linestarts.get(&u.offset).copied();
+        let start = linestarts.get(u.offset as usize / 2).copied().flatten();
         let starts_line = match start {
             Some(l) => minor >= 13 || l.is_some(),
             None => false,
@@ -543,7 +558,11 @@ pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassem
             starts_line,
             line,
             positions: position,
-            is_jump_target: if minor >= 13 { ctx.labels.contains_key(&off) } else { targets.contains(&off) },
+            is_jump_target: if minor >= 13 {
+                ctx.labels.contains_key(&off)
+            } else {
+                is_target.get(u.offset as usize / 2).copied().unwrap_or(false)
+            },
             label: if minor >= 13 { ctx.labels.get(&off).copied() } else { None },
             caches: if minor >= 11 { base.caches } else { 0 },
         });

@@ -108,6 +108,7 @@ pub fn json_instruction(out: &mut String, pyc: &Pyc, qualname: &str, ins: &Instr
 /// `dis.get_instructions` reports them.
 pub fn jsonl(pyc: &Pyc, out: &mut String) -> Result<()> {
     dis::version_data(pyc)?;
+    out.reserve(pyc.data.len().saturating_mul(16));
     for node in pyc.code_objects() {
         if node.repeated {
             continue;
@@ -125,6 +126,7 @@ pub fn jsonl(pyc: &Pyc, out: &mut String) -> Result<()> {
 /// The text `dis.dis(code)` of the writing version prints for the module.
 pub fn text(pyc: &Pyc, out: &mut String) -> Result<()> {
     dis::version_data(pyc)?;
+    out.reserve(pyc.data.len().saturating_mul(4));
     for (i, node) in pyc.code_objects().iter().enumerate() {
         let code = pyc.code(node.id).expect("code object");
         if i > 0 {
@@ -143,23 +145,67 @@ pub fn text(pyc: &Pyc, out: &mut String) -> Result<()> {
     Ok(())
 }
 
-fn pad_left(out: &mut String, s: &str, width: usize) {
-    for _ in s.chars().count()..width {
-        out.push(' ');
+/// Decimal digits of `v` in a stack buffer (no allocation).
+struct Num {
+    buf: [u8; 24],
+    start: usize,
+}
+
+impl Num {
+    fn new(v: i64) -> Num {
+        let mut buf = [0u8; 24];
+        let mut i = buf.len();
+        let mut m = v.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (m % 10) as u8;
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            i -= 1;
+            buf[i] = b'-';
+        }
+        Num { buf, start: i }
     }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn push_to(&self, out: &mut String) {
+        for &b in &self.buf[self.start..] {
+            out.push(b as char);
+        }
+    }
+}
+
+fn pad_num(out: &mut String, v: i64, width: usize) {
+    let n = Num::new(v);
+    spaces(out, width.saturating_sub(n.len()));
+    n.push_to(out);
+}
+
+fn pad_left(out: &mut String, s: &str, width: usize) {
+    spaces(out, width.saturating_sub(s.chars().count()));
     out.push_str(s);
 }
 
+/// `s` (ASCII, such as an opcode name) left-justified in `width` columns.
 fn pad_right(out: &mut String, s: &str, width: usize) {
     out.push_str(s);
-    for _ in s.chars().count()..width {
-        out.push(' ');
-    }
+    spaces(out, width.saturating_sub(s.len()));
 }
 
-fn spaces(out: &mut String, n: usize) {
-    for _ in 0..n {
-        out.push(' ');
+const SPACES: &str = "                                                                ";
+
+fn spaces(out: &mut String, mut n: usize) {
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        n -= k;
     }
 }
 
@@ -169,8 +215,7 @@ fn finish_line(out: &mut String, ins: &Instruction, arg_width: usize) {
     pad_right(out, ins.opname, 20);
     if let Some(arg) = ins.arg {
         out.push(' ');
-        let mut num = itoa(arg);
-        pad_left(out, &std::mem::take(&mut num), arg_width);
+        pad_num(out, arg, arg_width);
         if !ins.argrepr.is_empty() {
             out.push_str(" (");
             out.push_str(&ins.argrepr);
@@ -182,12 +227,6 @@ fn finish_line(out: &mut String, ins: &Instruction, arg_width: usize) {
     out.push('\n');
 }
 
-fn itoa(v: impl std::fmt::Display) -> String {
-    let mut s = String::new();
-    let _ = write!(s, "{v}");
-    s
-}
-
 fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
     let minor = pyc.minor();
     let code_len = pyc.bytes(code.code).len();
@@ -197,7 +236,7 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
         let lineno_width = match max {
             None => 0,
             Some(m) => {
-                let w = 3.max(itoa(m).len());
+                let w = 3.max(Num::new(m as i64).len());
                 if w < 4 && starts.contains(&None) {
                     4
                 } else {
@@ -207,21 +246,27 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
         };
         let nlabels = d.instructions.iter().filter_map(|i| i.label).max().unwrap_or(0) as usize;
         let nlabels = nlabels.max(d.exception_labels.iter().flat_map(|(a, b, c)| [*a, *b, *c]).flatten().max().unwrap_or(0) as usize);
-        let label_width = 4 + itoa(nlabels).len();
+        let label_width = 4 + Num::new(nlabels as i64).len();
         for ins in &d.instructions {
             if lineno_width > 0 && ins.starts_line && ins.offset > 0 {
                 out.push('\n');
             }
             if lineno_width > 0 {
                 match (ins.starts_line, ins.line) {
-                    (true, Some(l)) => pad_left(out, &itoa(l), lineno_width),
+                    (true, Some(l)) => pad_num(out, l as i64, lineno_width),
                     (true, None) => pad_left(out, "  --", lineno_width),
                     _ => spaces(out, lineno_width),
                 }
                 out.push(' ');
             }
             match ins.label {
-                Some(l) => pad_left(out, &format!("L{l}:"), label_width),
+                Some(l) => {
+                    let n = Num::new(l as i64);
+                    spaces(out, label_width.saturating_sub(n.len() + 2));
+                    out.push('L');
+                    n.push_to(out);
+                    out.push(':');
+                }
                 None => spaces(out, label_width),
             }
             out.push_str("     ");
@@ -251,26 +296,26 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
     let lineno_width = if !show_lineno {
         0
     } else if minor >= 7 && max >= 1000 {
-        itoa(max).len()
+        Num::new(max as i64).len()
     } else {
         3
     };
     let maxoffset = code_len.saturating_sub(2);
-    let offset_width = if minor >= 7 && maxoffset >= 10000 { itoa(maxoffset).len() } else { 4 };
+    let offset_width = if minor >= 7 && maxoffset >= 10000 { Num::new(maxoffset as i64).len() } else { 4 };
     for ins in &d.instructions {
         if show_lineno && ins.starts_line && ins.offset > 0 {
             out.push('\n');
         }
         if lineno_width > 0 {
             match (ins.starts_line, ins.line) {
-                (true, Some(l)) => pad_left(out, &itoa(l), lineno_width),
+                (true, Some(l)) => pad_num(out, l as i64, lineno_width),
                 _ => spaces(out, lineno_width),
             }
             out.push(' ');
         }
         out.push_str("    ");
         out.push_str(if ins.is_jump_target { ">> " } else { "   " });
-        pad_left(out, &itoa(ins.offset), offset_width);
+        pad_num(out, ins.offset as i64, offset_width);
         out.push(' ');
         finish_line(out, ins, 5);
     }
