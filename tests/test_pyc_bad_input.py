@@ -91,7 +91,10 @@ def test_deeply_nested_constants_convert():
     deep = None
     for _ in range(1900):
         deep = (deep,)
-    code = compile("x = 1", "d.py", "exec").replace(co_consts=(deep, None))
+    code = compile("x = (1, 2)", "d.py", "exec")
+    consts = list(code.co_consts)
+    consts[consts.index((1, 2))] = deep
+    code = code.replace(co_consts=tuple(consts))
     import importlib.util
     data = importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)
     f = pyc.load(data)

@@ -131,7 +131,7 @@ def line_matches(expected, got):
 
 
 @pytest.mark.parametrize("minor", MINORS, ids=["3.%d" % m for m in MINORS])
-def test_disassembly_matches_the_interpreters_dis(dumps, minor):
+def test_disassembly_matches_the_interpreters_dis(dumps, minor, capsys):
     if minor not in wanted_minors():
         pytest.skip("the cross-version run happens in the 3.11 session (SPYGLASS_PYC_CONFORMANCE=all forces it)")
     if minor not in dumps:
@@ -162,9 +162,10 @@ def test_disassembly_matches_the_interpreters_dis(dumps, minor):
                 else:
                     mismatches.append("%s line %d:\n  dis:      %s\n  spyglass: %s" % (path, i + 1, a, b))
                     break
-    print("\nCPython 3.%d (%s): %d files, %d instructions compared (%d files skipped by the compiler, "
-          "%d frozenset reprs compared without order)" % (minor, python, files, instructions,
-                                                          summary["skipped"], reordered))
+    with capsys.disabled():  # shown even when pytest captures output
+        print("\nCPython 3.%d (%s): %d files, %d instructions compared (%d files skipped by the compiler, "
+              "%d frozenset reprs compared without order)" % (minor, python, files, instructions,
+                                                              summary["skipped"], reordered))
     assert files == summary["files"]
     assert instructions == summary["instructions"]
     assert not mismatches, "%d files differ; first ones:\n%s" % (len(mismatches), "\n".join(mismatches[:10]))

@@ -15,6 +15,9 @@ use crate::pyc::Pyc;
 
 /// the longest repr made for one object
 pub const MAX_REPR: usize = 16 << 20;
+/// deeper containers are shown as "..." (the compiler never nests constants
+/// this deep; hostile files may, and the recursion must stay small)
+const MAX_NESTING: usize = 500;
 /// longer ints (in 15-bit digits) are not converted to decimal (CPython 3.11+
 /// itself refuses ints of more than 4300 decimal digits)
 const MAX_LONG_DIGITS: usize = 1000;
@@ -45,6 +48,10 @@ pub fn repr_limited(pyc: &Pyc, id: ObjId, out: &mut String, max: usize) {
 
 fn write_obj(pyc: &Pyc, id: ObjId, out: &mut String, limit: usize, depth: usize) {
     if out.len() > limit {
+        return;
+    }
+    if depth > MAX_NESTING {
+        out.push_str("...");
         return;
     }
     match pyc.obj(id) {
@@ -346,6 +353,25 @@ mod tests {
         let mut o = String::new();
         bytes_repr(b"a'\x00\xff\\", &mut o);
         assert_eq!(o, "b\"a'\\x00\\xff\\\\\"");
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_within_a_small_stack() {
+        let mut data = b"\xe3\x0d\x0d\x0a".to_vec(); // 3.11's magic number 3495
+        data[0] = 0xa7;
+        data.extend_from_slice(&[0; 12]);
+        for _ in 0..1999 {
+            data.extend_from_slice(b")\x01");
+        }
+        data.push(b'N');
+        let pyc = Pyc::parse(data).unwrap();
+        let r = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || repr(&pyc, pyc.root))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(r.starts_with("((((") && r.contains("..."));
     }
 
     #[test]
