@@ -203,7 +203,7 @@ def to_html(ex: Explanation) -> str:
     for n, line in enumerate(ex.source_lines, 1):
         links = "".join('<a href="#%s">%s</a>' % (a, k) for k, a in by_line.get(n, {}).items())
         src.append('<span class="line" id="L%d"><span class="ln">%d</span>%s<span class="links">%s</span></span>'
-                   % (n, n, e(line), links))
+                   % (n, n, e(line) or " ", links))
     return """<!doctype html><html><head><meta charset="utf-8"><title>%(title)s</title><style>%(css)s</style></head>
 <body><div id="src"><h2>%(title)s</h2><pre>%(src)s</pre></div><div id="stages">
 <h2>1. tokens (tokenize)</h2><table>%(tok)s</table>
