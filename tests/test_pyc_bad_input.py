@@ -52,14 +52,20 @@ def test_hostile_inputs(data, expected):
 
 
 def test_old_versions_read_but_do_not_disassemble():
-    # a 3.4 header (12 bytes) and a code object in the 3.0-3.7 layout
-    import marshal
-    data = (3310).to_bytes(2, "little") + b"\r\n" + bytes(8) + marshal.dumps(compile("x=1", "o", "exec"))[:0]
-    f = pyc.load((3310).to_bytes(2, "little") + b"\r\n" + bytes(8) + b"N")
-    assert f.header.version == (3, 4) and f.header.length == 12 and f.codes == []
-    with pytest.raises(pyc.PycError, match="disassembly supports CPython 3.6-3.14"):
+    # 3.6's marshalled module under a 3.4 header (12 bytes; same code layout as 3.0-3.7)
+    import os
+    sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "pyc", "tests", "data",
+                          "sample-3.6.pyc")
+    with open(sample, "rb") as fh:
+        body = fh.read()[12:]
+    f = pyc.load((3310).to_bytes(2, "little") + b"\r\n" + bytes(8) + body, filename="old.pyc")
+    assert f.header.version == (3, 4) and f.header.length == 12 and f.header.label == "Python 3.4rc2"
+    assert f.code.co_posonlyargcount is None and "outer" in [c.co_name for c in f.codes]
+    with pytest.raises(pyc.PycError, match="old.pyc: .*disassembly supports CPython 3.6-3.14"):
         f.dis()
-    assert data
+    # 3.0-3.2: 8-byte header
+    f = pyc.load((3131).to_bytes(2, "little") + b"\r\n" + bytes(4) + body)
+    assert f.header.version == (3, 0) and f.header.length == 8 and f.header.source_size is None
 
 
 def test_random_mutations_never_crash():
