@@ -104,7 +104,7 @@ def test_deeply_nested_constants_convert():
     import importlib.util
     data = importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)
     f = pyc.load(data)
-    value = f.code.co_consts[0]
+    value = next(c for c in f.code.co_consts if isinstance(c, tuple))
     depth = 0
     while isinstance(value, tuple):
         value, depth = value[0], depth + 1

@@ -13,6 +13,11 @@ use spyglass_pyc::header::{Invalidation, SourceCheck};
 use spyglass_pyc::object::{Locals, ObjId, Object, StrKind};
 use spyglass_pyc::{exceptions, format, lines, magic, siphash, CodeNode, Pyc};
 
+/// (lineno, end_lineno, col_offset, end_col_offset) of one code unit.
+type PyPosition = (Option<i32>, Option<i32>, Option<i32>, Option<i32>);
+/// (start, end, target, depth, lasti) of one exception-table entry.
+type PyExceptionEntry = (u64, u64, u64, u64, bool);
+
 /// A parsed `.pyc` file.
 #[pyclass(frozen, module = "spyglass._native", name = "PycFile")]
 pub struct PycFile {
@@ -33,11 +38,18 @@ impl PycFile {
         for (i, n) in nodes.iter().enumerate() {
             index_of.entry(n.id).or_insert(i);
         }
-        PycFile { pyc: Arc::new(pyc), filename, nodes, index_of }
+        PycFile {
+            pyc: Arc::new(pyc),
+            filename,
+            nodes,
+            index_of,
+        }
     }
 
     fn node(&self, i: usize) -> PyResult<&CodeNode> {
-        self.nodes.get(i).ok_or_else(|| PyValueError::new_err(format!("no code object {i} in {}", self.filename)))
+        self.nodes.get(i).ok_or_else(|| {
+            PyValueError::new_err(format!("no code object {i} in {}", self.filename))
+        })
     }
 
     fn code(&self, i: usize) -> PyResult<&spyglass_pyc::object::Code> {
@@ -57,11 +69,15 @@ struct Conv<'py, 'a> {
 impl<'py> Conv<'py, '_> {
     fn str_of(&self, id: ObjId) -> PyResult<Bound<'py, PyAny>> {
         let pyc = &self.file.pyc;
-        let Object::Str(s) = pyc.obj(id) else { return Ok(self.py.None().into_bound(self.py)) };
+        let Object::Str(s) = pyc.obj(id) else {
+            return Ok(self.py.None().into_bound(self.py));
+        };
         let raw = pyc.str_raw(s);
         match s.kind {
             StrKind::Utf8 => Ok(pyo3::types::PyString::new(self.py, &pyc.str_text(s)).into_any()),
-            StrKind::Utf8Surrogates => PyBytes::new(self.py, raw).call_method1("decode", ("utf-8", "surrogatepass")),
+            StrKind::Utf8Surrogates => {
+                PyBytes::new(self.py, raw).call_method1("decode", ("utf-8", "surrogatepass"))
+            }
             StrKind::Latin1 => PyBytes::new(self.py, raw).call_method1("decode", ("latin-1",)),
         }
     }
@@ -93,7 +109,10 @@ impl<'py> Conv<'py, '_> {
                     }
                 }
                 bytes.push(acc as u8);
-                let v = py.import("builtins")?.getattr("int")?.call_method1("from_bytes", (PyBytes::new(py, &bytes), "little"))?;
+                let v = py
+                    .import("builtins")?
+                    .getattr("int")?
+                    .call_method1("from_bytes", (PyBytes::new(py, &bytes), "little"))?;
                 if *negative {
                     v.neg()?
                 } else {
@@ -101,19 +120,30 @@ impl<'py> Conv<'py, '_> {
                 }
             }
             Object::Float(f) => f.into_pyobject(py)?.into_any(),
-            Object::Complex(re, im) => pyo3::types::PyComplex::from_doubles(py, *re, *im).into_any(),
+            Object::Complex(re, im) => {
+                pyo3::types::PyComplex::from_doubles(py, *re, *im).into_any()
+            }
             Object::Bytes(_) => PyBytes::new(py, pyc.bytes(id)).into_any(),
             Object::Str(_) => self.str_of(id)?,
             Object::Tuple(items) => {
-                let v = items.iter().map(|&i| self.obj(i)).collect::<PyResult<Vec<_>>>()?;
+                let v = items
+                    .iter()
+                    .map(|&i| self.obj(i))
+                    .collect::<PyResult<Vec<_>>>()?;
                 PyTuple::new(py, v)?.into_any()
             }
             Object::List(items) => {
-                let v = items.iter().map(|&i| self.obj(i)).collect::<PyResult<Vec<_>>>()?;
+                let v = items
+                    .iter()
+                    .map(|&i| self.obj(i))
+                    .collect::<PyResult<Vec<_>>>()?;
                 PyList::new(py, v)?.into_any()
             }
             Object::Set(items) | Object::FrozenSet(items) => {
-                let v = items.iter().map(|&i| self.obj(i)).collect::<PyResult<Vec<_>>>()?;
+                let v = items
+                    .iter()
+                    .map(|&i| self.obj(i))
+                    .collect::<PyResult<Vec<_>>>()?;
                 if matches!(pyc.obj(id), Object::Set(_)) {
                     PySet::new(py, &v)?.into_any()
                 } else {
@@ -129,8 +159,11 @@ impl<'py> Conv<'py, '_> {
             }
             Object::Slice(parts) => {
                 let [a, b, c] = **parts;
-                py.import("builtins")?
-                    .getattr("slice")?.call1((self.obj(a)?, self.obj(b)?, self.obj(c)?))?
+                py.import("builtins")?.getattr("slice")?.call1((
+                    self.obj(a)?,
+                    self.obj(b)?,
+                    self.obj(c)?,
+                ))?
             }
             Object::Code(_) => {
                 let index = self.file.index_of.get(&id).copied();
@@ -142,7 +175,10 @@ impl<'py> Conv<'py, '_> {
     }
 
     fn names(&mut self, ids: &[ObjId]) -> PyResult<Bound<'py, PyTuple>> {
-        let v = ids.iter().map(|&i| self.str_of(i)).collect::<PyResult<Vec<_>>>()?;
+        let v = ids
+            .iter()
+            .map(|&i| self.str_of(i))
+            .collect::<PyResult<Vec<_>>>()?;
         PyTuple::new(self.py, v)
     }
 }
@@ -154,7 +190,13 @@ impl PycFile {
     #[new]
     #[pyo3(signature = (data, filename = "<bytes>".to_string(), layout = false))]
     fn new(py: Python<'_>, data: Vec<u8>, filename: String, layout: bool) -> PyResult<Self> {
-        let parsed = py.detach(|| if layout { Pyc::parse_with_layout(data) } else { Pyc::parse(data) });
+        let parsed = py.detach(|| {
+            if layout {
+                Pyc::parse_with_layout(data)
+            } else {
+                Pyc::parse(data)
+            }
+        });
         let pyc = parsed.map_err(|e| err(&filename, e))?;
         Ok(Self::wrap(pyc, filename))
     }
@@ -162,8 +204,16 @@ impl PycFile {
     /// Parse raw marshal data (no header) written by CPython 3.`minor`.
     #[staticmethod]
     #[pyo3(signature = (data, minor, filename = "<bytes>".to_string(), layout = false))]
-    fn from_marshal(py: Python<'_>, data: Vec<u8>, minor: u8, filename: String, layout: bool) -> PyResult<Self> {
-        let pyc = py.detach(|| Pyc::from_marshal(data, minor, layout)).map_err(|e| err(&filename, e))?;
+    fn from_marshal(
+        py: Python<'_>,
+        data: Vec<u8>,
+        minor: u8,
+        filename: String,
+        layout: bool,
+    ) -> PyResult<Self> {
+        let pyc = py
+            .detach(|| Pyc::from_marshal(data, minor, layout))
+            .map_err(|e| err(&filename, e))?;
         Ok(Self::wrap(pyc, filename))
     }
 
@@ -195,7 +245,9 @@ impl PycFile {
 
     /// The header as a dict, or None for raw marshal data.
     fn header<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(h) = &self.pyc.header else { return Ok(None) };
+        let Some(h) = &self.pyc.header else {
+            return Ok(None);
+        };
         let d = PyDict::new(py);
         d.set_item("magic", h.info.magic)?;
         d.set_item("magic_bytes", PyBytes::new(py, &h.magic_bytes))?;
@@ -223,7 +275,9 @@ impl PycFile {
     fn check_source(&self, source: &[u8]) -> (String, Option<String>, Option<String>) {
         match self.pyc.header.as_ref().map(|h| h.check_source(source)) {
             Some(SourceCheck::Match) => ("match".into(), None, None),
-            Some(SourceCheck::Mismatch { expected, found }) => ("mismatch".into(), Some(expected), Some(found)),
+            Some(SourceCheck::Mismatch { expected, found }) => {
+                ("mismatch".into(), Some(expected), Some(found))
+            }
             _ => ("unchecked".into(), None, None),
         }
     }
@@ -240,16 +294,29 @@ impl PycFile {
 
     /// The fields of code object `i`; nested code objects in `co_consts` are
     /// `make_code(index)`.
-    fn code_fields<'py>(&self, py: Python<'py>, i: usize, make_code: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    fn code_fields<'py>(
+        &self,
+        py: Python<'py>,
+        i: usize,
+        make_code: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let code = self.code(i)?.clone();
         let pyc = self.pyc.clone();
-        let mut conv = Conv { py, file: self, make_code: &make_code, memo: HashMap::new() };
+        let mut conv = Conv {
+            py,
+            file: self,
+            make_code: &make_code,
+            memo: HashMap::new(),
+        };
         let d = PyDict::new(py);
         d.set_item("offset", code.offset)?;
         d.set_item("co_argcount", code.argcount)?;
         d.set_item("co_posonlyargcount", code.posonlyargcount)?;
         d.set_item("co_kwonlyargcount", code.kwonlyargcount)?;
-        d.set_item("co_nlocals", code.nlocals.unwrap_or(pyc.varnames(&code).len() as i32))?;
+        d.set_item(
+            "co_nlocals",
+            code.nlocals.unwrap_or(pyc.varnames(&code).len() as i32),
+        )?;
         d.set_item("co_stacksize", code.stacksize)?;
         d.set_item("co_flags", code.flags)?;
         d.set_item("co_code", PyBytes::new(py, pyc.bytes(code.code)))?;
@@ -269,7 +336,11 @@ impl PycFile {
             None => d.set_item("co_qualname", self.node(i)?.qualname.clone())?,
         }
         d.set_item("co_firstlineno", code.firstlineno)?;
-        let table_name = if pyc.minor() <= 9 { "co_lnotab" } else { "co_linetable" };
+        let table_name = if pyc.minor() <= 9 {
+            "co_lnotab"
+        } else {
+            "co_linetable"
+        };
         d.set_item(table_name, PyBytes::new(py, pyc.bytes(code.linetable)))?;
         if let Some(t) = code.exceptiontable {
             d.set_item("co_exceptiontable", PyBytes::new(py, pyc.bytes(t)))?;
@@ -295,15 +366,24 @@ impl PycFile {
         };
         let code = self.code(i)?.clone();
         let pyc = self.pyc.clone();
-        let d = py.detach(|| dis::disassemble(&pyc, &code, mode)).map_err(|e| err(&self.filename, e))?;
-        let mut conv = Conv { py, file: self, make_code: &make_code, memo: HashMap::new() };
+        let d = py
+            .detach(|| dis::disassemble(&pyc, &code, mode))
+            .map_err(|e| err(&self.filename, e))?;
+        let mut conv = Conv {
+            py,
+            file: self,
+            make_code: &make_code,
+            memo: HashMap::new(),
+        };
         let out = PyList::empty(py);
         for ins in &d.instructions {
             let argval: Bound<'py, PyAny> = match &ins.argval {
                 ArgVal::None | ArgVal::Other => py.None().into_bound(py),
                 ArgVal::Int(v) => v.into_pyobject(py)?.into_any(),
                 ArgVal::Name(n) => conv.str_of(*n)?,
-                ArgVal::NamePair(a, b) => PyTuple::new(py, [conv.str_of(*a)?, conv.str_of(*b)?])?.into_any(),
+                ArgVal::NamePair(a, b) => {
+                    PyTuple::new(py, [conv.str_of(*a)?, conv.str_of(*b)?])?.into_any()
+                }
                 ArgVal::Str(s) => s.into_pyobject(py)?.into_any(),
                 ArgVal::Const(c) => conv.obj(*c)?,
             };
@@ -319,7 +399,10 @@ impl PycFile {
                     ins.argrepr.as_ref().into_pyobject(py)?.into_any(),
                     ins.starts_line.into_pyobject(py)?.to_owned().into_any(),
                     ins.line.into_pyobject(py)?.into_any(),
-                    ins.positions.map(|p| (p[0], p[1], p[2], p[3])).into_pyobject(py)?.into_any(),
+                    ins.positions
+                        .map(|p| (p[0], p[1], p[2], p[3]))
+                        .into_pyobject(py)?
+                        .into_any(),
                     ins.is_jump_target.into_pyobject(py)?.to_owned().into_any(),
                     ins.label.into_pyobject(py)?.into_any(),
                     ins.caches.into_pyobject(py)?.into_any(),
@@ -334,12 +417,17 @@ impl PycFile {
     fn lines(&self, i: usize) -> PyResult<Vec<(u32, u32, Option<i32>)>> {
         let code = self.code(i)?;
         let pyc = &self.pyc;
-        let r = lines::co_lines(pyc.minor(), pyc.bytes(code.linetable), code.firstlineno, pyc.bytes(code.code).len());
+        let r = lines::co_lines(
+            pyc.minor(),
+            pyc.bytes(code.linetable),
+            code.firstlineno,
+            pyc.bytes(code.code).len(),
+        );
         Ok(r.into_iter().map(|r| (r.start, r.end, r.line)).collect())
     }
 
     /// `co_positions()` of code object `i` (3.11+; empty before).
-    fn positions(&self, i: usize) -> PyResult<Vec<(Option<i32>, Option<i32>, Option<i32>, Option<i32>)>> {
+    fn positions(&self, i: usize) -> PyResult<Vec<PyPosition>> {
         let code = self.code(i)?;
         if self.pyc.minor() < 11 {
             return Ok(Vec::new());
@@ -349,10 +437,15 @@ impl PycFile {
     }
 
     /// The exception table of code object `i`: (start, end, target, depth, lasti).
-    fn exception_table(&self, i: usize) -> PyResult<Vec<(u64, u64, u64, u64, bool)>> {
+    fn exception_table(&self, i: usize) -> PyResult<Vec<PyExceptionEntry>> {
         let code = self.code(i)?;
-        let t = code.exceptiontable.map(|t| exceptions::parse(self.pyc.bytes(t))).unwrap_or_default();
-        Ok(t.into_iter().map(|e| (e.start, e.end, e.target, e.depth, e.lasti)).collect())
+        let t = code
+            .exceptiontable
+            .map(|t| exceptions::parse(self.pyc.bytes(t)))
+            .unwrap_or_default();
+        Ok(t.into_iter()
+            .map(|e| (e.start, e.end, e.target, e.depth, e.lasti))
+            .collect())
     }
 
     /// Where each marshalled object sits (only when parsed with layout=True):
@@ -360,9 +453,21 @@ impl PycFile {
     #[allow(clippy::type_complexity)]
     fn layout(
         &self,
-    ) -> Vec<(usize, usize, u32, String, Option<u32>, Option<u32>, Option<&'static str>, Option<usize>, String)> {
+    ) -> Vec<(
+        usize,
+        usize,
+        u32,
+        String,
+        Option<u32>,
+        Option<u32>,
+        Option<&'static str>,
+        Option<usize>,
+        String,
+    )> {
         let pyc = &self.pyc;
-        let Some(layout) = &pyc.layout else { return Vec::new() };
+        let Some(layout) = &pyc.layout else {
+            return Vec::new();
+        };
         layout
             .iter()
             .map(|e| {
@@ -381,8 +486,21 @@ impl PycFile {
                     }
                     None => String::new(),
                 };
-                let code_index = e.obj.and_then(|id| self.index_of.get(&id).copied()).filter(|_| e.code == 'c');
-                (e.offset, e.end, e.depth, e.code.to_string(), e.ref_index, e.ref_target, e.field, code_index, summary)
+                let code_index = e
+                    .obj
+                    .and_then(|id| self.index_of.get(&id).copied())
+                    .filter(|_| e.code == 'c');
+                (
+                    e.offset,
+                    e.end,
+                    e.depth,
+                    e.code.to_string(),
+                    e.ref_index,
+                    e.ref_target,
+                    e.field,
+                    code_index,
+                    summary,
+                )
             })
             .collect()
     }
@@ -407,27 +525,51 @@ impl PycFile {
     }
 
     fn __repr__(&self) -> String {
-        let label = self.pyc.header.as_ref().map(|h| h.info.label.to_string()).unwrap_or_default();
-        format!("<PycFile {:?} {} {} code objects>", self.filename, label, self.nodes.len())
+        let label = self
+            .pyc
+            .header
+            .as_ref()
+            .map(|h| h.info.label.to_string())
+            .unwrap_or_default();
+        format!(
+            "<PycFile {:?} {} {} code objects>",
+            self.filename,
+            label,
+            self.nodes.len()
+        )
     }
 }
 
 fn text_or_bytes(py: Python<'_>, out: String, binary: bool) -> PyResult<Bound<'_, PyAny>> {
-    Ok(if binary { PyBytes::new(py, out.as_bytes()).into_any() } else { out.into_pyobject(py)?.into_any() })
+    Ok(if binary {
+        PyBytes::new(py, out.as_bytes()).into_any()
+    } else {
+        out.into_pyobject(py)?.into_any()
+    })
 }
 
 /// Disassemble the file at `path` without building any Python object but
 /// the result (str, or UTF-8 bytes with `binary=True`).
 #[pyfunction]
 #[pyo3(signature = (path, fmt = "text", binary = false))]
-fn pyc_dis_file<'py>(py: Python<'py>, path: std::path::PathBuf, fmt: &str, binary: bool) -> PyResult<Bound<'py, PyAny>> {
+fn pyc_dis_file<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    fmt: &str,
+    binary: bool,
+) -> PyResult<Bound<'py, PyAny>> {
     let name = path.display().to_string();
     let fmt = fmt.to_string();
     let out = py.detach(move || {
-        let data = std::fs::read(&path).map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
+        let data =
+            std::fs::read(&path).map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
         let pyc = Pyc::parse(data).map_err(|e| err(&name, e))?;
         let mut out = String::new();
-        let r = if fmt == "jsonl" { format::jsonl(&pyc, &mut out) } else { format::text(&pyc, &mut out) };
+        let r = if fmt == "jsonl" {
+            format::jsonl(&pyc, &mut out)
+        } else {
+            format::text(&pyc, &mut out)
+        };
         r.map_err(|e| err(&name, e))?;
         Ok::<_, PyErr>(out)
     })?;
@@ -437,12 +579,19 @@ fn pyc_dis_file<'py>(py: Python<'py>, path: std::path::PathBuf, fmt: &str, binar
 /// Every magic number the reader knows: (magic, major, minor, label, note).
 #[pyfunction]
 fn pyc_magic_table() -> Vec<(u16, u8, u8, &'static str, &'static str)> {
-    magic::all().map(|m| (m.magic, m.major, m.minor, m.label, m.note)).collect()
+    magic::all()
+        .map(|m| (m.magic, m.major, m.minor, m.label, m.note))
+        .collect()
 }
 
 /// `_imp.source_hash` of CPython 3.`minor` for a file with these magic bytes.
 #[pyfunction]
-fn pyc_source_hash<'py>(py: Python<'py>, minor: u8, magic_bytes: [u8; 4], source: &[u8]) -> Option<Bound<'py, PyBytes>> {
+fn pyc_source_hash<'py>(
+    py: Python<'py>,
+    minor: u8,
+    magic_bytes: [u8; 4],
+    source: &[u8],
+) -> Option<Bound<'py, PyBytes>> {
     siphash::source_hash(minor, magic_bytes, source).map(|h| PyBytes::new(py, &h))
 }
 

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result};
 use crate::exceptions::{self, ExceptionEntry};
 use crate::lines::{self, Position};
-use crate::object::{Code, ObjId, Object};
+use crate::object::{Code, ObjId};
 use crate::opcodes::{OpData, VersionData};
 use crate::pyc::Pyc;
 use crate::repr;
@@ -89,7 +89,10 @@ pub fn version_data(pyc: &Pyc) -> Result<&'static VersionData> {
             0,
             format!(
                 "disassembly supports CPython 3.6-3.14; this file was written by {}",
-                pyc.header.as_ref().map(|h| h.info.label.to_string()).unwrap_or_else(|| format!("3.{}", pyc.minor()))
+                pyc.header
+                    .as_ref()
+                    .map(|h| h.info.label.to_string())
+                    .unwrap_or_else(|| format!("3.{}", pyc.minor()))
             ),
         )
     })
@@ -129,10 +132,18 @@ fn unpack(v: &VersionData, code: &[u8]) -> Vec<Unit> {
         if minor >= 11 {
             caches = base.caches as usize;
         }
-        let has_arg = if minor >= 12 { base.flags & OpData::ARG != 0 } else { deop >= v.have_argument };
+        let has_arg = if minor >= 12 {
+            base.flags & OpData::ARG != 0
+        } else {
+            deop >= v.have_argument
+        };
         let arg = if has_arg {
             let a = second | extended;
-            extended = if deop == v.extended_arg { a.wrapping_shl(8) } else { 0 };
+            extended = if deop == v.extended_arg {
+                a.wrapping_shl(8)
+            } else {
+                0
+            };
             if minor >= 11 && extended >= 1 << 31 {
                 extended -= 1 << 32;
             }
@@ -151,7 +162,12 @@ fn unpack(v: &VersionData, code: &[u8]) -> Vec<Unit> {
             ext_count = 0;
             s
         };
-        out.push(Unit { offset: i as u32, start_offset: if minor >= 13 { start_offset } else { i as u32 }, op, arg });
+        out.push(Unit {
+            offset: i as u32,
+            start_offset: if minor >= 13 { start_offset } else { i as u32 },
+            op,
+            arg,
+        });
         i += 2;
     }
     out
@@ -174,7 +190,11 @@ fn jump_target(v: &VersionData, u: &Unit) -> Option<i64> {
         }
         _ => {
             if base.flags & OpData::JREL != 0 {
-                let signed = if base.flags & OpData::BACKWARD != 0 { -arg } else { arg };
+                let signed = if base.flags & OpData::BACKWARD != 0 {
+                    -arg
+                } else {
+                    arg
+                };
                 let caches = if v.minor >= 12 { base.caches as i64 } else { 0 };
                 Some(off + 2 + signed.wrapping_mul(2) + 2 * caches)
             } else if base.flags & OpData::JABS != 0 {
@@ -241,7 +261,11 @@ impl Named {
 
     fn new(v: &VersionData) -> Named {
         let pairs: &[&str] = match v.minor {
-            13 => &["LOAD_FAST_LOAD_FAST", "STORE_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST"],
+            13 => &[
+                "LOAD_FAST_LOAD_FAST",
+                "STORE_FAST_LOAD_FAST",
+                "STORE_FAST_STORE_FAST",
+            ],
             14.. => &[
                 "LOAD_FAST_LOAD_FAST",
                 "LOAD_FAST_BORROW_LOAD_FAST_BORROW",
@@ -273,23 +297,41 @@ impl Named {
 }
 
 const FORMAT_CONVERTERS: [&str; 4] = ["", "str", "repr", "ascii"];
-const MAKE_FUNCTION_FLAGS: [&str; 5] = ["defaults", "kwdefaults", "annotations", "closure", "annotate"];
+const MAKE_FUNCTION_FLAGS: [&str; 5] = [
+    "defaults",
+    "kwdefaults",
+    "annotations",
+    "closure",
+    "annotate",
+];
 
 fn flag_list(arg: i64, names: &[&str]) -> String {
-    names.iter().enumerate().filter(|(i, _)| arg & (1 << i) != 0).map(|(_, s)| *s).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| arg & (1 << i) != 0)
+        .map(|(_, s)| *s)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl<'a> Ctx<'a> {
     fn name(&self, list: &[ObjId], i: i64) -> (ArgVal, Cow<'a, str>) {
         match py_index(list.len(), i) {
             Some(j) => (ArgVal::Name(list[j]), self.pyc.text(list[j])),
-            None => (ArgVal::Other, Cow::Owned(format!("<index {i} out of range>"))),
+            None => (
+                ArgVal::Other,
+                Cow::Owned(format!("<index {i} out of range>")),
+            ),
         }
     }
 
     fn konst(&self, i: i64) -> (ArgVal, Cow<'a, str>) {
         let Some(j) = py_index(self.consts.len(), i) else {
-            return (ArgVal::Other, Cow::Owned(format!("<index {i} out of range>")));
+            return (
+                ArgVal::Other,
+                Cow::Owned(format!("<index {i} out of range>")),
+            );
         };
         let id = self.consts[j];
         if let Some(r) = self.const_reprs.borrow().get(&j) {
@@ -308,12 +350,17 @@ impl<'a> Ctx<'a> {
     }
 
     fn table(list: Option<&'static [&'static str]>, i: i64) -> Cow<'a, str> {
-        Cow::Borrowed(list.and_then(|l| py_index(l.len(), i).map(|j| l[j])).unwrap_or(""))
+        Cow::Borrowed(
+            list.and_then(|l| py_index(l.len(), i).map(|j| l[j]))
+                .unwrap_or(""),
+        )
     }
 
     /// `argval, argrepr` for one instruction, branch order as in each version's dis.
     fn resolve(&self, u: &Unit) -> (ArgVal, Cow<'a, str>) {
-        let Some(arg) = u.arg else { return (ArgVal::None, Cow::Borrowed("")) };
+        let Some(arg) = u.arg else {
+            return (ArgVal::None, Cow::Borrowed(""));
+        };
         let v = self.v;
         let minor = v.minor;
         let deop = v.op(u.op).deopt;
@@ -343,9 +390,19 @@ impl<'a> Ctx<'a> {
         }
         if minor >= 13 {
             if f & (OpData::JUMP | OpData::EXC) != 0 {
-                let Some(target) = jump_target(v, u) else { return (ArgVal::Int(arg), Cow::Borrowed("")) };
-                let word = if minor >= 14 && is(n.end_async_for) { "from" } else { "to" };
-                let lbl = self.labels.get(&target).map(|l| l.to_string()).unwrap_or_else(|| "?".into());
+                let Some(target) = jump_target(v, u) else {
+                    return (ArgVal::Int(arg), Cow::Borrowed(""));
+                };
+                let word = if minor >= 14 && is(n.end_async_for) {
+                    "from"
+                } else {
+                    "to"
+                };
+                let lbl = self
+                    .labels
+                    .get(&target)
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "?".into());
                 return (ArgVal::Int(target), Cow::Owned(format!("{word} L{lbl}")));
             }
             if n.fast_pairs.contains(&deop) {
@@ -381,10 +438,17 @@ impl<'a> Ctx<'a> {
                 _ => arg >> 5,
             };
             let Some(j) = py_index(v.cmp_op.len(), idx) else {
-                return (ArgVal::Other, Cow::Owned(format!("<index {idx} out of range>")));
+                return (
+                    ArgVal::Other,
+                    Cow::Owned(format!("<index {idx} out of range>")),
+                );
             };
             let op = v.cmp_op[j];
-            let r = if minor >= 13 && arg & 16 != 0 { Cow::Owned(format!("bool({op})")) } else { Cow::Borrowed(op) };
+            let r = if minor >= 13 && arg & 16 != 0 {
+                Cow::Owned(format!("bool({op})"))
+            } else {
+                Cow::Borrowed(op)
+            };
             return (ArgVal::Str(op), r);
         }
         if minor <= 10 && f & OpData::FREE != 0 {
@@ -409,7 +473,11 @@ impl<'a> Ctx<'a> {
             return (ArgVal::Other, Cow::Borrowed(r));
         }
         if minor >= 13 && is(n.set_function_attribute) {
-            let flags = if minor >= 14 { &MAKE_FUNCTION_FLAGS[..] } else { &MAKE_FUNCTION_FLAGS[..4] };
+            let flags = if minor >= 14 {
+                &MAKE_FUNCTION_FLAGS[..]
+            } else {
+                &MAKE_FUNCTION_FLAGS[..4]
+            };
             return (plain, Cow::Owned(flag_list(arg, flags)));
         }
         if minor >= 11 && is(n.binary_op) {
@@ -456,7 +524,10 @@ pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassem
     let bytecode = pyc.bytes(code.code);
     let units = unpack(v, bytecode);
 
-    let exception_table = code.exceptiontable.map(|t| exceptions::parse(pyc.bytes(t))).unwrap_or_default();
+    let exception_table = code
+        .exceptiontable
+        .map(|t| exceptions::parse(pyc.bytes(t)))
+        .unwrap_or_default();
     let mut jump_targets: Vec<i64> = Vec::new();
     let mut seen = HashSet::new();
     for u in &units {
@@ -512,8 +583,8 @@ pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassem
             }
         }
     }
-    let positions =
-        (minor >= 11 && mode == Mode::GetInstructions).then(|| lines::location_positions(linetable, code.firstlineno));
+    let positions = (minor >= 11 && mode == Mode::GetInstructions)
+        .then(|| lines::location_positions(linetable, code.firstlineno));
 
     let (locals, frees) = pyc.oparg_names(code);
     let ctx = Ctx {
@@ -546,7 +617,9 @@ pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassem
         let (argval, argrepr) = ctx.resolve(u);
         let base = v.base(u.op);
         let off = u.offset as i64;
-        let position = positions.as_ref().map(|p| p.get((u.offset / 2) as usize).copied().unwrap_or([None; 4]));
+        let position = positions
+            .as_ref()
+            .map(|p| p.get((u.offset / 2) as usize).copied().unwrap_or([None; 4]));
         out.push(Instruction {
             offset: u.offset,
             start_offset: u.start_offset,
@@ -561,16 +634,22 @@ pub fn disassemble<'a>(pyc: &'a Pyc, code: &Code, mode: Mode) -> Result<Disassem
             is_jump_target: if minor >= 13 {
                 ctx.labels.contains_key(&off)
             } else {
-                is_target.get(u.offset as usize / 2).copied().unwrap_or(false)
+                is_target
+                    .get(u.offset as usize / 2)
+                    .copied()
+                    .unwrap_or(false)
             },
-            label: if minor >= 13 { ctx.labels.get(&off).copied() } else { None },
+            label: if minor >= 13 {
+                ctx.labels.get(&off).copied()
+            } else {
+                None
+            },
             caches: if minor >= 11 { base.caches } else { 0 },
         });
     }
-    Ok(Disassembly { instructions: out, exception_table, exception_labels })
-}
-
-/// The code object's `dis.code_info`-style facts used by the front ends.
-pub fn is_code(pyc: &Pyc, id: ObjId) -> bool {
-    matches!(pyc.obj(id), Object::Code(_))
+    Ok(Disassembly {
+        instructions: out,
+        exception_table,
+        exception_labels,
+    })
 }

@@ -12,18 +12,28 @@ pub struct Error {
 
 impl Error {
     pub fn new(offset: usize, message: impl Into<String>) -> Self {
-        Error { offset, message: message.into() }
+        Error {
+            offset,
+            message: message.into(),
+        }
     }
 
     /// The message with the file named, as users see it.
     pub fn with_file(&self, file: &str) -> String {
-        format!("{file}: offset {} (0x{:x}): {}", self.offset, self.offset, self.message)
+        format!(
+            "{file}: offset {} (0x{:x}): {}",
+            self.offset, self.offset, self.message
+        )
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "offset {} (0x{:x}): {}", self.offset, self.offset, self.message)
+        write!(
+            f,
+            "offset {} (0x{:x}): {}",
+            self.offset, self.offset, self.message
+        )
     }
 }
 

@@ -34,7 +34,13 @@ pub fn parse(table: &[u8]) -> Vec<ExceptionEntry> {
             let length = varint(table, &mut pos)?.wrapping_mul(2);
             let target = varint(table, &mut pos)?.wrapping_mul(2);
             let dl = varint(table, &mut pos)?;
-            Some(ExceptionEntry { start, end: start.wrapping_add(length), target, depth: dl >> 1, lasti: dl & 1 != 0 })
+            Some(ExceptionEntry {
+                start,
+                end: start.wrapping_add(length),
+                target,
+                depth: dl >> 1,
+                lasti: dl & 1 != 0,
+            })
         })();
         match entry {
             Some(e) => out.push(e),
@@ -53,7 +59,13 @@ mod tests {
         let t = [0x80 | 2, 3, 0x40 | 1, 6, 3];
         assert_eq!(
             parse(&t),
-            vec![ExceptionEntry { start: 4, end: 10, target: 140, depth: 1, lasti: true }]
+            vec![ExceptionEntry {
+                start: 4,
+                end: 10,
+                target: 140,
+                depth: 1,
+                lasti: true
+            }]
         );
         // truncated second entry is dropped
         assert_eq!(parse(&[0x80 | 2, 3, 4, 2, 0x81, 1]).len(), 1);

@@ -31,7 +31,12 @@ pub fn json_chars(out: &mut String, chars: impl Iterator<Item = u32>) {
             0x20..=0x7e => out.push(c as u8 as char),
             0x10000.. => {
                 let v = c - 0x10000;
-                let _ = write!(out, "\\u{:04x}\\u{:04x}", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
+                let _ = write!(
+                    out,
+                    "\\u{:04x}\\u{:04x}",
+                    0xd800 + (v >> 10),
+                    0xdc00 + (v & 0x3ff)
+                );
             }
             _ => {
                 let _ = write!(out, "\\u{c:04x}");
@@ -62,7 +67,11 @@ fn json_opt(out: &mut String, v: Option<impl std::fmt::Display>) {
 pub fn json_instruction(out: &mut String, pyc: &Pyc, qualname: &str, ins: &Instruction) {
     out.push_str("{\"code\":");
     json_str(out, qualname);
-    let _ = write!(out, ",\"offset\":{},\"opcode\":{},\"opname\":", ins.offset, ins.opcode);
+    let _ = write!(
+        out,
+        ",\"offset\":{},\"opcode\":{},\"opname\":",
+        ins.offset, ins.opcode
+    );
     json_str(out, ins.opname);
     out.push_str(",\"arg\":");
     json_opt(out, ins.arg);
@@ -230,7 +239,12 @@ fn finish_line(out: &mut String, ins: &Instruction, arg_width: usize) {
 fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
     let minor = pyc.minor();
     let code_len = pyc.bytes(code.code).len();
-    let starts: Vec<Option<i32>> = d.instructions.iter().filter(|i| i.starts_line).map(|i| i.line).collect();
+    let starts: Vec<Option<i32>> = d
+        .instructions
+        .iter()
+        .filter(|i| i.starts_line)
+        .map(|i| i.line)
+        .collect();
     if minor >= 13 {
         let max = starts.iter().flatten().copied().filter(|l| *l != 0).max();
         let lineno_width = match max {
@@ -244,8 +258,20 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
                 }
             }
         };
-        let nlabels = d.instructions.iter().filter_map(|i| i.label).max().unwrap_or(0) as usize;
-        let nlabels = nlabels.max(d.exception_labels.iter().flat_map(|(a, b, c)| [*a, *b, *c]).flatten().max().unwrap_or(0) as usize);
+        let nlabels = d
+            .instructions
+            .iter()
+            .filter_map(|i| i.label)
+            .max()
+            .unwrap_or(0) as usize;
+        let nlabels = nlabels.max(
+            d.exception_labels
+                .iter()
+                .flat_map(|(a, b, c)| [*a, *b, *c])
+                .flatten()
+                .max()
+                .unwrap_or(0) as usize,
+        );
         let label_width = 4 + Num::new(nlabels as i64).len();
         for ins in &d.instructions {
             if lineno_width > 0 && ins.starts_line && ins.offset > 0 {
@@ -301,7 +327,11 @@ fn text_code(pyc: &Pyc, code: &Code, d: &Disassembly, out: &mut String) {
         3
     };
     let maxoffset = code_len.saturating_sub(2);
-    let offset_width = if minor >= 7 && maxoffset >= 10000 { Num::new(maxoffset as i64).len() } else { 4 };
+    let offset_width = if minor >= 7 && maxoffset >= 10000 {
+        Num::new(maxoffset as i64).len()
+    } else {
+        4
+    };
     for ins in &d.instructions {
         if show_lineno && ins.starts_line && ins.offset > 0 {
             out.push('\n');

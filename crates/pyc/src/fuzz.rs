@@ -14,7 +14,11 @@ pub fn exercise(data: &[u8]) {
     let _ = lines::location_positions(data, firstline);
     let _ = exceptions::parse(data);
     // the marshal reader under each code layout, without a header
-    for layout in [marshal::CodeLayout::Py30, marshal::CodeLayout::Py38, marshal::CodeLayout::Py311] {
+    for layout in [
+        marshal::CodeLayout::Py30,
+        marshal::CodeLayout::Py38,
+        marshal::CodeLayout::Py311,
+    ] {
         let _ = marshal::read(data, 0, layout, true);
     }
     // a whole file: header, marshal, every code object disassembled and printed

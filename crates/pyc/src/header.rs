@@ -9,7 +9,10 @@ use crate::siphash;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalidation {
     /// Source modification time (seconds) and, from 3.3, source size mod 2**32.
-    Timestamp { mtime: u32, source_size: Option<u32> },
+    Timestamp {
+        mtime: u32,
+        source_size: Option<u32>,
+    },
     /// PEP 552: SipHash of the source; `check_source` is flag bit 1.
     Hash { hash: [u8; 8], check_source: bool },
 }
@@ -46,7 +49,10 @@ impl Header {
         if data.len() < 4 {
             return Err(Error::new(
                 data.len(),
-                format!("truncated header: expected a 4-byte magic number, the file has {} bytes", data.len()),
+                format!(
+                    "truncated header: expected a 4-byte magic number, the file has {} bytes",
+                    data.len()
+                ),
             ));
         }
         let magic_bytes: [u8; 4] = data[..4].try_into().expect("4 bytes");
@@ -83,19 +89,40 @@ impl Header {
         let (flags, invalidation) = if len == 16 {
             let flags = u32_at(data, 4);
             if flags & !0b11 != 0 {
-                return Err(Error::new(4, format!("invalid PEP 552 flags 0x{flags:x}: only bits 0 and 1 are defined")));
+                return Err(Error::new(
+                    4,
+                    format!("invalid PEP 552 flags 0x{flags:x}: only bits 0 and 1 are defined"),
+                ));
             }
             let inv = if flags & 1 != 0 {
-                Invalidation::Hash { hash: data[8..16].try_into().expect("8 bytes"), check_source: flags & 2 != 0 }
+                Invalidation::Hash {
+                    hash: data[8..16].try_into().expect("8 bytes"),
+                    check_source: flags & 2 != 0,
+                }
             } else {
-                Invalidation::Timestamp { mtime: u32_at(data, 8), source_size: Some(u32_at(data, 12)) }
+                Invalidation::Timestamp {
+                    mtime: u32_at(data, 8),
+                    source_size: Some(u32_at(data, 12)),
+                }
             };
             (Some(flags), inv)
         } else {
             let size = (len == 12).then(|| u32_at(data, 8));
-            (None, Invalidation::Timestamp { mtime: u32_at(data, 4), source_size: size })
+            (
+                None,
+                Invalidation::Timestamp {
+                    mtime: u32_at(data, 4),
+                    source_size: size,
+                },
+            )
         };
-        Ok(Header { magic_bytes, info, flags, invalidation, len })
+        Ok(Header {
+            magic_bytes,
+            info,
+            flags,
+            invalidation,
+            len,
+        })
     }
 
     /// Whether `source` is what this `.pyc` was compiled from, by the check
@@ -106,18 +133,29 @@ impl Header {
             Invalidation::Hash { hash, .. } => {
                 match siphash::source_hash(self.info.minor, self.magic_bytes, source) {
                     Some(h) if &h == hash => SourceCheck::Match,
-                    Some(h) => SourceCheck::Mismatch { expected: hex(hash), found: hex(&h) },
+                    Some(h) => SourceCheck::Mismatch {
+                        expected: hex(hash),
+                        found: hex(&h),
+                    },
                     None => SourceCheck::Unchecked,
                 }
             }
-            Invalidation::Timestamp { source_size: Some(size), .. } => {
+            Invalidation::Timestamp {
+                source_size: Some(size),
+                ..
+            } => {
                 if *size == source.len() as u32 {
                     SourceCheck::Match
                 } else {
-                    SourceCheck::Mismatch { expected: size.to_string(), found: (source.len() as u32).to_string() }
+                    SourceCheck::Mismatch {
+                        expected: size.to_string(),
+                        found: (source.len() as u32).to_string(),
+                    }
                 }
             }
-            Invalidation::Timestamp { source_size: None, .. } => SourceCheck::Unchecked,
+            Invalidation::Timestamp {
+                source_size: None, ..
+            } => SourceCheck::Unchecked,
         }
     }
 }
@@ -130,7 +168,10 @@ pub enum SourceCheck {
 }
 
 pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join("")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join("")
 }
 
 #[cfg(test)]
@@ -148,24 +189,50 @@ mod tests {
     fn layouts_of_each_era() {
         let h = Header::parse(&with_magic(3131, &[1, 0, 0, 0])).unwrap();
         assert_eq!((h.len, h.flags), (8, None));
-        assert_eq!(h.invalidation, Invalidation::Timestamp { mtime: 1, source_size: None });
+        assert_eq!(
+            h.invalidation,
+            Invalidation::Timestamp {
+                mtime: 1,
+                source_size: None
+            }
+        );
         let h = Header::parse(&with_magic(3379, &[1, 0, 0, 0, 7, 0, 0, 0])).unwrap();
         assert_eq!(h.len, 12);
-        assert_eq!(h.invalidation, Invalidation::Timestamp { mtime: 1, source_size: Some(7) });
+        assert_eq!(
+            h.invalidation,
+            Invalidation::Timestamp {
+                mtime: 1,
+                source_size: Some(7)
+            }
+        );
         let h = Header::parse(&with_magic(3495, &[0, 0, 0, 0, 2, 0, 0, 0, 6, 0, 0, 0])).unwrap();
         assert_eq!((h.len, h.flags), (16, Some(0)));
         assert_eq!(h.check_source(b"x = 1\n"), SourceCheck::Match);
-        assert!(matches!(h.check_source(b"x = 12\n"), SourceCheck::Mismatch { .. }));
+        assert!(matches!(
+            h.check_source(b"x = 12\n"),
+            SourceCheck::Mismatch { .. }
+        ));
     }
 
     #[test]
     fn hash_based() {
         let mut rest = vec![3, 0, 0, 0];
-        rest.extend_from_slice(&siphash::source_hash(11, [0xa7, 0x0d, 0x0d, 0x0a], b"x = 1\n").unwrap());
+        rest.extend_from_slice(
+            &siphash::source_hash(11, [0xa7, 0x0d, 0x0d, 0x0a], b"x = 1\n").unwrap(),
+        );
         let h = Header::parse(&with_magic(3495, &rest)).unwrap();
-        assert!(matches!(h.invalidation, Invalidation::Hash { check_source: true, .. }));
+        assert!(matches!(
+            h.invalidation,
+            Invalidation::Hash {
+                check_source: true,
+                ..
+            }
+        ));
         assert_eq!(h.check_source(b"x = 1\n"), SourceCheck::Match);
-        assert!(matches!(h.check_source(b"x = 2\n"), SourceCheck::Mismatch { .. }));
+        assert!(matches!(
+            h.check_source(b"x = 2\n"),
+            SourceCheck::Mismatch { .. }
+        ));
     }
 
     #[test]
@@ -178,7 +245,8 @@ mod tests {
         assert!(e.message.contains("unknown magic number 3999"), "{e}");
         let e = Header::parse(&with_magic(3495, &[0; 5])).unwrap_err();
         assert!(e.message.contains("has 16 bytes, the file has 9"), "{e}");
-        let e = Header::parse(&with_magic(3495, &[4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])).unwrap_err();
+        let e =
+            Header::parse(&with_magic(3495, &[4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])).unwrap_err();
         assert_eq!(e.offset, 4);
     }
 }

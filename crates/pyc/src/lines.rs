@@ -21,7 +21,12 @@ pub type Position = [Option<i32>; 4];
 
 /// `dis.findlinestarts` of 3.6-3.9, from `co_lnotab`. From 3.8 on, entries
 /// past the end of the bytecode are dropped (`code_len`).
-pub fn lnotab_linestarts(minor: u8, lnotab: &[u8], firstlineno: i32, code_len: usize) -> Vec<(u32, Option<i32>)> {
+pub fn lnotab_linestarts(
+    minor: u8,
+    lnotab: &[u8],
+    firstlineno: i32,
+    code_len: usize,
+) -> Vec<(u32, Option<i32>)> {
     let mut out = Vec::new();
     let mut last: Option<i64> = None;
     let mut line = firstlineno as i64;
@@ -84,7 +89,11 @@ pub fn linetable_310(table: &[u8], firstlineno: i32) -> Vec<LineRange> {
         if !ok {
             break;
         }
-        out.push(LineRange { start: r.0, end: r.1, line: r.2 });
+        out.push(LineRange {
+            start: r.0,
+            end: r.1,
+            line: r.2,
+        });
     }
     out
 }
@@ -107,7 +116,11 @@ fn read_varint(t: &[u8], pos: &mut usize) -> Option<u32> {
 
 fn read_svarint(t: &[u8], pos: &mut usize) -> Option<i32> {
     let u = read_varint(t, pos)?;
-    Some(if u & 1 != 0 { -((u >> 1) as i32) } else { (u >> 1) as i32 })
+    Some(if u & 1 != 0 {
+        -((u >> 1) as i32)
+    } else {
+        (u >> 1) as i32
+    })
 }
 
 /// The line delta of the entry at `t[pos]` without consuming it (`get_line_delta`).
@@ -135,7 +148,11 @@ pub fn location_lines(table: &[u8], firstlineno: i32, merge: bool) -> Vec<LineRa
     while pos < table.len() {
         let first = table[pos];
         computed = computed.wrapping_add(entry_line_delta(table, pos));
-        let line = if first >> 3 == 0x1f { None } else { Some(computed) };
+        let line = if first >> 3 == 0x1f {
+            None
+        } else {
+            Some(computed)
+        };
         let start = end;
         end = end.wrapping_add(((first & 7) as u32 + 1) * 2);
         pos += 1;
@@ -193,12 +210,17 @@ pub fn location_positions(table: &[u8], firstlineno: i32) -> Vec<Position> {
                     let second = *table.get(pos)? as i32;
                     pos += 1;
                     let col = (code as i32) << 3 | (second >> 4);
-                    [opt(computed), opt(computed), Some(col), Some(col + (second & 15))]
+                    [
+                        opt(computed),
+                        opt(computed),
+                        Some(col),
+                        Some(col + (second & 15)),
+                    ]
                 }
             })
         })();
         match entry {
-            Some(p) => out.extend(std::iter::repeat(p).take(units)),
+            Some(p) => out.extend(std::iter::repeat_n(p, units)),
             None => break,
         }
     }
@@ -208,12 +230,20 @@ pub fn location_positions(table: &[u8], firstlineno: i32) -> Vec<Position> {
 /// `dis.findlinestarts(code)` of CPython 3.`minor`: (offset, line) pairs.
 /// 3.10-3.12 skip ranges without a line and repeats of the last line; 3.13+
 /// report every change, a change to "no line" (None) included.
-pub fn findlinestarts(minor: u8, table: &[u8], firstlineno: i32, code_len: usize) -> Vec<(u32, Option<i32>)> {
+pub fn findlinestarts(
+    minor: u8,
+    table: &[u8],
+    firstlineno: i32,
+    code_len: usize,
+) -> Vec<(u32, Option<i32>)> {
     match minor {
         0..=9 => lnotab_linestarts(minor, table, firstlineno, code_len),
         _ => {
-            let ranges =
-                if minor == 10 { linetable_310(table, firstlineno) } else { location_lines(table, firstlineno, minor >= 12) };
+            let ranges = if minor == 10 {
+                linetable_310(table, firstlineno)
+            } else {
+                location_lines(table, firstlineno, minor >= 12)
+            };
             let mut out = Vec::new();
             if minor <= 12 {
                 let mut last = None;
@@ -278,12 +308,27 @@ mod tests {
         assert_eq!(
             r,
             vec![
-                LineRange { start: 0, end: 2, line: Some(5) },
-                LineRange { start: 2, end: 6, line: Some(7) },
-                LineRange { start: 6, end: 8, line: None },
+                LineRange {
+                    start: 0,
+                    end: 2,
+                    line: Some(5)
+                },
+                LineRange {
+                    start: 2,
+                    end: 6,
+                    line: Some(7)
+                },
+                LineRange {
+                    start: 6,
+                    end: 8,
+                    line: None
+                },
             ]
         );
-        assert_eq!(findlinestarts(10, &[2, 0, 0, 1, 4, 1, 2, 0x80], 5, 8), vec![(0, Some(5)), (2, Some(7))]);
+        assert_eq!(
+            findlinestarts(10, &[2, 0, 0, 1, 4, 1, 2, 0x80], 5, 8),
+            vec![(0, Some(5)), (2, Some(7))]
+        );
     }
 
     #[test]
@@ -291,10 +336,18 @@ mod tests {
         // short form (code 0, 1 unit, col 1..3), one-line form +1 (code 11, 2 units, cols 4..9),
         // no-column form (code 13, 1 unit, delta -1), long form (code 14), no location (code 15)
         let table = [
-            0x80 | (0 << 3), 0x12, // col 0<<3 | 1, end col 1 + 2
-            0x80 | (11 << 3) | 1, 4, 9,
-            0x80 | (13 << 3), 3, // svarint 3 -> -1
-            0x80 | (14 << 3), 4, 2, 5, 7, // line +2, end line +2, col 4, end col 6
+            0x80,
+            0x12, // code 0: col 0<<3 | 1, end col 1 + 2
+            0x80 | (11 << 3) | 1,
+            4,
+            9,
+            0x80 | (13 << 3),
+            3, // svarint 3 -> -1
+            0x80 | (14 << 3),
+            4,
+            2,
+            5,
+            7, // line +2, end line +2, col 4, end col 6
             0x80 | (15 << 3) | 2,
         ];
         let p = location_positions(&table, 10);
@@ -310,11 +363,31 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                LineRange { start: 0, end: 2, line: Some(10) },
-                LineRange { start: 2, end: 6, line: Some(11) },
-                LineRange { start: 6, end: 8, line: Some(10) },
-                LineRange { start: 8, end: 10, line: Some(12) },
-                LineRange { start: 10, end: 16, line: None },
+                LineRange {
+                    start: 0,
+                    end: 2,
+                    line: Some(10)
+                },
+                LineRange {
+                    start: 2,
+                    end: 6,
+                    line: Some(11)
+                },
+                LineRange {
+                    start: 6,
+                    end: 8,
+                    line: Some(10)
+                },
+                LineRange {
+                    start: 8,
+                    end: 10,
+                    line: Some(12)
+                },
+                LineRange {
+                    start: 10,
+                    end: 16,
+                    line: None
+                },
             ]
         );
         // 3.12 skips the no-line range; 3.13 reports it

@@ -35,7 +35,13 @@ pub fn lookup(magic: u16) -> Option<MagicInfo> {
         .map(|i| {
             let (m, release, label, note) = MAGIC_HISTORY[i];
             let (major, minor) = parse_release(release);
-            MagicInfo { magic: m, major, minor, label, note }
+            MagicInfo {
+                magic: m,
+                major,
+                minor,
+                label,
+                note,
+            }
         })
 }
 
@@ -47,7 +53,10 @@ pub fn all() -> impl Iterator<Item = MagicInfo> {
 /// The final magic number of release 3.`minor` among the installed
 /// interpreters the table was generated from.
 pub fn release_magic(minor: u8) -> Option<u16> {
-    RELEASE_MAGIC.iter().find(|(r, _)| parse_release(r) == (3, minor)).map(|(_, m)| *m)
+    RELEASE_MAGIC
+        .iter()
+        .find(|(r, _)| parse_release(r) == (3, minor))
+        .map(|(_, m)| *m)
 }
 
 #[cfg(test)]
@@ -57,9 +66,22 @@ mod tests {
     #[test]
     fn known_releases() {
         let cases = [
-            (3131, 3, 0), (3151, 3, 1), (3180, 3, 2), (3230, 3, 3), (3310, 3, 4), (3351, 3, 5),
-            (3379, 3, 6), (3394, 3, 7), (3413, 3, 8), (3425, 3, 9), (3439, 3, 10), (3495, 3, 11),
-            (3531, 3, 12), (3571, 3, 13), (3627, 3, 14), (62211, 2, 7),
+            (3131, 3, 0),
+            (3151, 3, 1),
+            (3180, 3, 2),
+            (3230, 3, 3),
+            (3310, 3, 4),
+            (3351, 3, 5),
+            (3379, 3, 6),
+            (3394, 3, 7),
+            (3413, 3, 8),
+            (3425, 3, 9),
+            (3439, 3, 10),
+            (3495, 3, 11),
+            (3531, 3, 12),
+            (3571, 3, 13),
+            (3627, 3, 14),
+            (62211, 2, 7),
         ];
         for (magic, major, minor) in cases {
             let info = lookup(magic).unwrap_or_else(|| panic!("{magic} unknown"));

@@ -83,11 +83,21 @@ pub fn read(data: &[u8], start: usize, layout: CodeLayout, record_layout: bool) 
             .spawn_scoped(s, || read_here(data, start, layout, record_layout))
             .map_err(|e| Error::new(start, format!("cannot start the reader thread: {e}")))?
             .join()
-            .unwrap_or_else(|_| Err(Error::new(start, "internal error: the marshal reader panicked")))
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    start,
+                    "internal error: the marshal reader panicked",
+                ))
+            })
     })
 }
 
-fn read_here(data: &[u8], start: usize, layout: CodeLayout, record_layout: bool) -> Result<Marshal> {
+fn read_here(
+    data: &[u8],
+    start: usize,
+    layout: CodeLayout,
+    record_layout: bool,
+) -> Result<Marshal> {
     let mut r = Reader {
         data,
         pos: start,
@@ -101,7 +111,13 @@ fn read_here(data: &[u8], start: usize, layout: CodeLayout, record_layout: bool)
         Some(id) => id,
         None => return Err(Error::new(start, "expected an object, found NULL ('0')")),
     };
-    Ok(Marshal { objects: r.objects, root, end: r.pos, layout: r.layout, refs: r.refs.len() })
+    Ok(Marshal {
+        objects: r.objects,
+        root,
+        end: r.pos,
+        layout: r.layout,
+        refs: r.refs.len(),
+    })
 }
 
 struct Reader<'a> {
@@ -129,7 +145,13 @@ impl<'a> Reader<'a> {
     }
 
     fn eof(&self, what: &str) -> Error {
-        Error::new(self.pos, format!("truncated data: expected {what}, but the file ends at offset {}", self.data.len()))
+        Error::new(
+            self.pos,
+            format!(
+                "truncated data: expected {what}, but the file ends at offset {}",
+                self.data.len()
+            ),
+        )
     }
 
     fn byte(&mut self, what: &str) -> Result<u8> {
@@ -155,7 +177,10 @@ impl<'a> Reader<'a> {
     /// A length prefix: `n` items of at least `min_item` bytes each must fit in what remains.
     fn length(&mut self, at: usize, n: i64, min_item: usize, what: &str) -> Result<usize> {
         if n < 0 {
-            return Err(Error::new(at, format!("bad marshal data: negative length {n} for {what}")));
+            return Err(Error::new(
+                at,
+                format!("bad marshal data: negative length {n} for {what}"),
+            ));
         }
         let n = n as usize;
         if n.saturating_mul(min_item) > self.remaining() {
@@ -199,14 +224,18 @@ impl<'a> Reader<'a> {
         }
         let flag = code & FLAG_REF != 0;
         let ty = code & !FLAG_REF;
-        let layout_index = if self.layout.is_some() { self.layout_open(start, ty, field) } else { usize::MAX };
+        let layout_index = if self.layout.is_some() {
+            self.layout_open(start, ty, field)
+        } else {
+            usize::MAX
+        };
         self.depth += 1;
         let slot = match ty {
             // singletons and references are never stored in the reference table
             b'0' | b'N' | b'F' | b'T' | b'S' | b'.' | b'r' => None,
             _ => self.reserve(flag),
         };
-        let result = self.object_body(start, ty, slot);
+        let result = self.object_body(start, ty);
         self.depth -= 1;
         let id = result?;
         if let Some(id) = id {
@@ -235,7 +264,14 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(never)]
-    fn layout_close(&mut self, i: usize, start: usize, ty: u8, slot: Option<usize>, id: Option<ObjId>) {
+    fn layout_close(
+        &mut self,
+        i: usize,
+        start: usize,
+        ty: u8,
+        slot: Option<usize>,
+        id: Option<ObjId>,
+    ) {
         let ref_target = (ty == b'r').then(|| {
             let b = &self.data[start + 1..start + 5];
             u32::from_le_bytes(b.try_into().expect("4 bytes"))
@@ -248,8 +284,7 @@ impl<'a> Reader<'a> {
         e.ref_target = ref_target;
     }
 
-    fn object_body(&mut self, start: usize, ty: u8, slot: Option<usize>) -> Result<Option<ObjId>> {
-        let _ = slot;
+    fn object_body(&mut self, start: usize, ty: u8) -> Result<Option<ObjId>> {
         let obj = match ty {
             b'0' => return Ok(None),
             b'(' | b')' | b'[' | b'<' | b'>' => self.sequence(start, ty)?,
@@ -288,14 +323,17 @@ impl<'a> Reader<'a> {
 
     #[inline(never)]
     fn null_in(&self, what: &str, i: usize, n: usize) -> Error {
-        Error::new(self.pos - 1, format!("bad marshal data: NULL object in {what} (item {i} of {n})"))
+        Error::new(
+            self.pos - 1,
+            format!("bad marshal data: NULL object in {what} (item {i} of {n})"),
+        )
     }
 
     #[inline(never)]
     fn dict(&mut self) -> Result<Object> {
         let mut items = Vec::new();
-        loop {
-            let Some(k) = self.object(None)? else { break };
+        // NULL ends the dict, as a key or as a value
+        while let Some(k) = self.object(None)? {
             let Some(v) = self.object(None)? else { break };
             items.push((k, v));
         }
@@ -410,21 +448,37 @@ impl<'a> Reader<'a> {
             let b = self.bytes(2, "a long digit")?;
             let d = u16::from_le_bytes([b[0], b[1]]);
             if d > 0x7fff {
-                return Err(Error::new(self.pos - 2, format!("bad marshal data: long digit {d} out of range (15-bit digits)")));
+                return Err(Error::new(
+                    self.pos - 2,
+                    format!("bad marshal data: long digit {d} out of range (15-bit digits)"),
+                ));
             }
             digits.push(d);
         }
         if digits.last() == Some(&0) {
-            return Err(Error::new(self.pos - 2, "bad marshal data: unnormalized long (leading zero digit)"));
+            return Err(Error::new(
+                self.pos - 2,
+                "bad marshal data: unnormalized long (leading zero digit)",
+            ));
         }
         let negative = n < 0;
         if count <= 4 {
-            let mag = digits.iter().rev().fold(0u64, |acc, &d| (acc << 15) | d as u64);
+            let mag = digits
+                .iter()
+                .rev()
+                .fold(0u64, |acc, &d| (acc << 15) | d as u64);
             if mag <= i64::MAX as u64 {
-                return Ok(Object::Int(if negative { -(mag as i64) } else { mag as i64 }));
+                return Ok(Object::Int(if negative {
+                    -(mag as i64)
+                } else {
+                    mag as i64
+                }));
             }
         }
-        Ok(Object::Long { negative, digits: digits.into_boxed_slice() })
+        Ok(Object::Long {
+            negative,
+            digits: digits.into_boxed_slice(),
+        })
     }
 
     fn text_float(&mut self, start: usize) -> Result<f64> {
@@ -433,7 +487,15 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(b)
             .ok()
             .and_then(|s| parse_py_float(s.trim()))
-            .ok_or_else(|| Error::new(start, format!("bad marshal data: {:?} is not a float", String::from_utf8_lossy(b))))
+            .ok_or_else(|| {
+                Error::new(
+                    start,
+                    format!(
+                        "bad marshal data: {:?} is not a float",
+                        String::from_utf8_lossy(b)
+                    ),
+                )
+            })
     }
 
     fn binary_float(&mut self) -> Result<f64> {
@@ -445,7 +507,10 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         match self.object(Some(name))? {
             Some(id) => Ok((at, id)),
-            None => Err(Error::new(at, format!("bad marshal data: NULL object for code field {name}"))),
+            None => Err(Error::new(
+                at,
+                format!("bad marshal data: NULL object for code field {name}"),
+            )),
         }
     }
 
@@ -457,13 +522,21 @@ impl<'a> Reader<'a> {
             "str" => matches!(obj, Object::Str(_)),
             "tuple" => matches!(obj, Object::Tuple(_)),
             "tuple of str" => match obj {
-                Object::Tuple(items) => items.iter().all(|i| matches!(self.objects[i.0 as usize], Object::Str(_))),
+                Object::Tuple(items) => items
+                    .iter()
+                    .all(|i| matches!(self.objects[i.0 as usize], Object::Str(_))),
                 _ => false,
             },
             _ => unreachable!("known field types"),
         };
         if !ok {
-            return Err(Error::new(at, format!("bad code object: {name} must be {want}, found {}", obj.type_name())));
+            return Err(Error::new(
+                at,
+                format!(
+                    "bad code object: {name} must be {want}, found {}",
+                    obj.type_name()
+                ),
+            ));
         }
         Ok(id)
     }
@@ -537,7 +610,10 @@ impl<'a> Reader<'a> {
             _ => 0,
         };
         if code_len % 2 != 0 && !matches!(layout, CodeLayout::Py30) {
-            return Err(Error::new(start, format!("bad code object: co_code has an odd length ({code_len} bytes)")));
+            return Err(Error::new(
+                start,
+                format!("bad code object: co_code has an odd length ({code_len} bytes)"),
+            ));
         }
         Ok(Code {
             offset: start,
@@ -564,7 +640,10 @@ impl<'a> Reader<'a> {
 #[cold]
 #[inline(never)]
 fn too_deep(start: usize) -> Error {
-    Error::new(start, format!("nesting deeper than {MAX_DEPTH} levels (marshal's recursion limit)"))
+    Error::new(
+        start,
+        format!("nesting deeper than {MAX_DEPTH} levels (marshal's recursion limit)"),
+    )
 }
 
 fn container_name(ty: u8) -> &'static str {
@@ -588,7 +667,11 @@ fn parse_py_float(s: &str) -> Option<f64> {
     let v = match body {
         "inf" | "infinity" => f64::INFINITY,
         "nan" => f64::NAN,
-        _ if body.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-')) && !body.is_empty() => {
+        _ if body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-'))
+            && !body.is_empty() =>
+        {
             body.parse::<f64>().ok()?
         }
         _ => return None,
@@ -614,7 +697,10 @@ mod tests {
         let m = read_all(b"g\x00\x00\x00\x00\x00\x00\xf8\x3f").unwrap();
         assert_eq!(m.objects[m.root.0 as usize], Object::Float(1.5));
         let m = read_all(b"f\x04-inf").unwrap();
-        assert_eq!(m.objects[m.root.0 as usize], Object::Float(f64::NEG_INFINITY));
+        assert_eq!(
+            m.objects[m.root.0 as usize],
+            Object::Float(f64::NEG_INFINITY)
+        );
     }
 
     #[test]

@@ -52,8 +52,15 @@ pub mod fast_kind {
 /// tuple with a kind byte per name from 3.11.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Locals {
-    Classic { varnames: ObjId, freevars: ObjId, cellvars: ObjId },
-    Plus { names: ObjId, kinds: ObjId },
+    Classic {
+        varnames: ObjId,
+        freevars: ObjId,
+        cellvars: ObjId,
+    },
+    Plus {
+        names: ObjId,
+        kinds: ObjId,
+    },
 }
 
 /// A code object, fields in the order of its version's marshal format.
@@ -93,7 +100,10 @@ pub enum Object {
     Ellipsis,
     Int(i64),
     /// an int too big for i64: sign and 15-bit digits, least significant first
-    Long { negative: bool, digits: Box<[u16]> },
+    Long {
+        negative: bool,
+        digits: Box<[u16]>,
+    },
     Float(f64),
     Complex(f64, f64),
     Bytes(Span),
@@ -132,7 +142,11 @@ impl Object {
 
 /// Decode the code points of a string: surrogates included, as Python has them.
 pub fn code_points(bytes: &[u8], kind: StrKind) -> CodePoints<'_> {
-    CodePoints { bytes, pos: 0, latin1: kind == StrKind::Latin1 }
+    CodePoints {
+        bytes,
+        pos: 0,
+        latin1: kind == StrKind::Latin1,
+    }
 }
 
 #[derive(Clone)]
@@ -158,7 +172,9 @@ impl Iterator for CodePoints<'_> {
             _ => (4, (first & 0x07) as u32),
         };
         let len = len.min(b.len());
-        let cp = b[1..len].iter().fold(init, |acc, &c| (acc << 6) | (c & 0x3f) as u32);
+        let cp = b[1..len]
+            .iter()
+            .fold(init, |acc, &c| (acc << 6) | (c & 0x3f) as u32);
         self.pos += len;
         Some(cp)
     }
@@ -217,7 +233,8 @@ mod tests {
         assert_eq!(check_utf8_surrogatepass(b"a\xff"), Err(1));
         assert_eq!(check_utf8_surrogatepass(b"\xe2\x82"), Err(0));
         assert_eq!(check_utf8_surrogatepass(b"\xc0\x80"), Err(0));
-        let cps: Vec<u32> = code_points(b"a\xed\xa0\x80\xf0\x9f\x98\x80", StrKind::Utf8Surrogates).collect();
+        let cps: Vec<u32> =
+            code_points(b"a\xed\xa0\x80\xf0\x9f\x98\x80", StrKind::Utf8Surrogates).collect();
         assert_eq!(cps, vec![0x61, 0xd800, 0x1f600]);
         let cps: Vec<u32> = code_points(b"\xe9", StrKind::Latin1).collect();
         assert_eq!(cps, vec![0xe9]);

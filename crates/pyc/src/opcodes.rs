@@ -75,7 +75,11 @@ impl VersionData {
     }
 
     pub fn cache_format(&self, name: &str) -> &'static [(&'static str, u8)] {
-        self.cache_format.iter().find(|(n, _)| *n == name).map(|(_, f)| *f).unwrap_or(&[])
+        self.cache_format
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+            .unwrap_or(&[])
     }
 }
 
@@ -105,7 +109,11 @@ mod tests {
         assert_eq!(v.op(lg).name, "LOAD_GLOBAL");
         assert_eq!(v.op(lg).caches, 5);
         // a specialised form deoptimises to its base
-        let spec = v.ops.iter().position(|o| o.name == "LOAD_GLOBAL_MODULE").unwrap();
+        let spec = v
+            .ops
+            .iter()
+            .position(|o| o.name == "LOAD_GLOBAL_MODULE")
+            .unwrap();
         assert_eq!(v.ops[spec].deopt, lg);
         assert!(v.opcode("LOAD_GLOBAL_MODULE").is_none());
         let v13 = VersionData::for_minor(13).unwrap();

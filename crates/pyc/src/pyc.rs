@@ -125,7 +125,7 @@ impl Pyc {
     pub fn str_text<'a>(&'a self, s: &PyStr) -> Cow<'a, str> {
         let raw = self.str_raw(s);
         match s.kind {
-            // SAFETY-free: validated as UTF-8 without surrogates when read
+            // validated as UTF-8 without surrogates when read; the fallback is never taken
             StrKind::Utf8 => match std::str::from_utf8(raw) {
                 Ok(t) => Cow::Borrowed(t),
                 Err(_) => Cow::Owned(String::from_utf8_lossy(raw).into_owned()),
@@ -169,11 +169,20 @@ impl Pyc {
         self.locals_of_kind(code, fast_kind::FREE, |l| l.1)
     }
 
-    fn locals_of_kind(&self, code: &Code, kind: u8, classic: fn((ObjId, ObjId, ObjId)) -> ObjId) -> Vec<ObjId> {
+    fn locals_of_kind(
+        &self,
+        code: &Code,
+        kind: u8,
+        classic: fn((ObjId, ObjId, ObjId)) -> ObjId,
+    ) -> Vec<ObjId> {
         match &code.locals {
-            Locals::Classic { varnames, freevars, cellvars } => {
-                self.items(classic((*varnames, *freevars, *cellvars))).to_vec()
-            }
+            Locals::Classic {
+                varnames,
+                freevars,
+                cellvars,
+            } => self
+                .items(classic((*varnames, *freevars, *cellvars)))
+                .to_vec(),
             Locals::Plus { names, kinds } => {
                 let kinds = self.bytes(*kinds);
                 self.items(*names)
@@ -195,7 +204,11 @@ impl Pyc {
                 let all = self.items(*names).to_vec();
                 (all.clone(), all)
             }
-            Locals::Classic { varnames, freevars, cellvars } => {
+            Locals::Classic {
+                varnames,
+                freevars,
+                cellvars,
+            } => {
                 let mut cells = self.items(*cellvars).to_vec();
                 cells.extend_from_slice(self.items(*freevars));
                 (self.items(*varnames).to_vec(), cells)
@@ -231,7 +244,13 @@ impl Pyc {
             None => self.rebuilt_qualname(code, parent.map(|p| &out[p])),
         };
         let repeated = !seen.insert(id);
-        out.push(CodeNode { id, parent, depth, qualname, repeated });
+        out.push(CodeNode {
+            id,
+            parent,
+            depth,
+            qualname,
+            repeated,
+        });
         if repeated {
             return;
         }

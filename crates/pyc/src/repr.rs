@@ -144,7 +144,8 @@ fn write_items(pyc: &Pyc, items: &[ObjId], out: &mut String, limit: usize, depth
 /// Decimal text of a big int given as 15-bit digits, least significant first.
 pub fn long_repr(negative: bool, digits: &[u16]) -> String {
     if digits.len() > MAX_LONG_DIGITS {
-        let bits = (digits.len() - 1) * 15 + (16 - digits.last().map_or(0, |d| d.leading_zeros()) as usize);
+        let bits = (digits.len() - 1) * 15
+            + (16 - digits.last().map_or(0, |d| d.leading_zeros()) as usize);
         return format!("<int of {bits} bits>");
     }
     // repeated division by 10**4 of the most-significant-first digit list
@@ -193,9 +194,19 @@ pub fn float_repr(x: f64, add_dot_0: bool) -> String {
     // takes the correctly rounded (half-even) digits of that length, which
     // `{:.N$e}` gives (they differ on exact ties such as 2**-25)
     let shortest = format!("{:e}", x.abs());
-    let n_digits = shortest.split_once('e').expect("exponent").0.chars().filter(|c| c.is_ascii_digit()).count();
+    let n_digits = shortest
+        .split_once('e')
+        .expect("exponent")
+        .0
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .count();
     let rounded = format!("{:.*e}", n_digits - 1, x.abs());
-    let e = if rounded.parse::<f64>() == Ok(x.abs()) { rounded } else { shortest };
+    let e = if rounded.parse::<f64>() == Ok(x.abs()) {
+        rounded
+    } else {
+        shortest
+    };
     let (mant, exp) = e.split_once('e').expect("exponent");
     let exp: i32 = exp.parse().expect("exponent digits");
     let digits: String = mant.chars().filter(|c| *c != '.').collect();
@@ -213,9 +224,17 @@ pub fn float_repr(x: f64, add_dot_0: bool) -> String {
     } else if decpt <= 0 {
         format!("{sign}0.{}{digits}", "0".repeat((-decpt) as usize))
     } else if decpt >= n {
-        format!("{sign}{digits}{}{}", "0".repeat((decpt - n) as usize), if add_dot_0 { ".0" } else { "" })
+        format!(
+            "{sign}{digits}{}{}",
+            "0".repeat((decpt - n) as usize),
+            if add_dot_0 { ".0" } else { "" }
+        )
     } else {
-        format!("{sign}{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
+        format!(
+            "{sign}{}.{}",
+            &digits[..decpt as usize],
+            &digits[decpt as usize..]
+        )
     }
 }
 
@@ -288,7 +307,11 @@ pub fn str_repr(minor: u8, chars: impl Iterator<Item = u32> + Clone, out: &mut S
 }
 
 pub fn bytes_repr(b: &[u8], out: &mut String) {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') { '"' } else { '\'' };
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push('b');
     out.push(quote);
     for &c in b {
@@ -316,9 +339,19 @@ mod tests {
     #[test]
     fn floats_like_python() {
         let cases = [
-            (1.0, "1.0"), (0.1, "0.1"), (1e16, "1e+16"), (1e15, "1000000000000000.0"), (1e-5, "1e-05"),
-            (0.0001, "0.0001"), (-2.5, "-2.5"), (123456789.125, "123456789.125"), (1.5e300, "1.5e+300"),
-            (-0.0, "-0.0"), (f64::INFINITY, "inf"), (5e-324, "5e-324"), (0.3333333333333333, "0.3333333333333333"),
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (-2.5, "-2.5"),
+            (123456789.125, "123456789.125"),
+            (1.5e300, "1.5e+300"),
+            (-0.0, "-0.0"),
+            (f64::INFINITY, "inf"),
+            (5e-324, "5e-324"),
+            (0.3333333333333333, "0.3333333333333333"),
             (2.9802322387695312e-08, "2.9802322387695312e-08"),
         ];
         for (x, want) in cases {
@@ -344,7 +377,10 @@ mod tests {
         };
         assert_eq!(r("it's"), "\"it's\"");
         assert_eq!(r("a'b\"c"), "'a\\'b\"c'");
-        assert_eq!(r("tab\t\x01é\u{a0}€\u{200b}"), "'tab\\t\\x01é\\xa0€\\u200b'");
+        assert_eq!(
+            r("tab\t\x01é\u{a0}€\u{200b}"),
+            "'tab\\t\\x01é\\xa0€\\u200b'"
+        );
         let mut o = String::new();
         str_repr(14, [0xd800u32].into_iter(), &mut o);
         assert_eq!(o, "'\\ud800'");

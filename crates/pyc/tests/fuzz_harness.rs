@@ -61,7 +61,7 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], data: &mut Vec<u8>) {
             }
             _ => {
                 let i = rng.below(len + 1);
-                data.splice(i..i, std::iter::repeat(b')').take(rng.below(8)).chain([1u8]));
+                data.splice(i..i, std::iter::repeat_n(b')', rng.below(8)).chain([1u8]));
             }
         }
     }
@@ -69,8 +69,13 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], data: &mut Vec<u8>) {
 
 #[test]
 fn fuzz_for_a_while() {
-    let seconds: u64 = std::env::var("SPYGLASS_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let mut seeds: Vec<Vec<u8>> = (6..=14).map(|m| std::fs::read(format!("{DATA}/sample-3.{m}.pyc")).unwrap()).collect();
+    let seconds: u64 = std::env::var("SPYGLASS_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mut seeds: Vec<Vec<u8>> = (6..=14)
+        .map(|m| std::fs::read(format!("{DATA}/sample-3.{m}.pyc")).unwrap())
+        .collect();
     seeds.push(Vec::new());
     let mut rng = Rng(0x5eed_1234_abcd_ef01 ^ seconds);
     let start = Instant::now();
@@ -84,7 +89,15 @@ fn fuzz_for_a_while() {
         if outcome.is_err() || took > Duration::from_secs(2) {
             let path = std::env::temp_dir().join(format!("spyglass-pyc-fuzz-{runs}.pyc"));
             std::fs::write(&path, &data).unwrap();
-            panic!("input saved to {} {}", path.display(), if outcome.is_err() { "panicked" } else { "was too slow" });
+            panic!(
+                "input saved to {} {}",
+                path.display(),
+                if outcome.is_err() {
+                    "panicked"
+                } else {
+                    "was too slow"
+                }
+            );
         }
         runs += 1;
     }

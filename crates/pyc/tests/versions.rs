@@ -34,7 +34,10 @@ fn sample_disassembly_matches_each_versions_dis() {
         assert_eq!(parsed.version, (3, minor));
         let mut got = String::new();
         format::jsonl(&parsed, &mut got).unwrap();
-        let (got, expected) = (without_code_addresses(&got), without_code_addresses(&expected));
+        let (got, expected) = (
+            without_code_addresses(&got),
+            without_code_addresses(&expected),
+        );
         for (i, (g, e)) in got.lines().zip(expected.lines()).enumerate() {
             if e.contains("frozenset(") {
                 continue; // CPython's set order depends on the process's string hashes
@@ -48,26 +51,40 @@ fn sample_disassembly_matches_each_versions_dis() {
 #[test]
 fn headers_of_each_version() {
     for minor in 6..=14u8 {
-        let pyc = Pyc::parse(std::fs::read(format!("{DATA}/sample-3.{minor}.pyc")).unwrap()).unwrap();
+        let pyc =
+            Pyc::parse(std::fs::read(format!("{DATA}/sample-3.{minor}.pyc")).unwrap()).unwrap();
         let h = pyc.header.as_ref().unwrap();
         assert_eq!((h.info.major, h.info.minor), (3, minor));
         assert_eq!(h.len, if minor >= 7 { 16 } else { 12 });
         let source = std::fs::read(format!("{DATA}/sample.py")).unwrap();
-        assert_eq!(h.check_source(&source), spyglass_pyc::header::SourceCheck::Match);
+        assert_eq!(
+            h.check_source(&source),
+            spyglass_pyc::header::SourceCheck::Match
+        );
         // every code object of the tree, qualnames rebuilt before 3.11
         let names: Vec<String> = pyc.code_objects().into_iter().map(|n| n.qualname).collect();
-        assert!(names.contains(&"outer.<locals>.inner".to_string()), "3.{minor}: {names:?}");
-        assert!(names.contains(&"Base.method".to_string()), "3.{minor}: {names:?}");
+        assert!(
+            names.contains(&"outer.<locals>.inner".to_string()),
+            "3.{minor}: {names:?}"
+        );
+        assert!(
+            names.contains(&"Base.method".to_string()),
+            "3.{minor}: {names:?}"
+        );
     }
 }
 
 #[test]
 fn text_output_is_produced_for_every_version() {
     for minor in 6..=14 {
-        let pyc = Pyc::parse(std::fs::read(format!("{DATA}/sample-3.{minor}.pyc")).unwrap()).unwrap();
+        let pyc =
+            Pyc::parse(std::fs::read(format!("{DATA}/sample-3.{minor}.pyc")).unwrap()).unwrap();
         let mut out = String::new();
         format::text(&pyc, &mut out).unwrap();
-        assert!(out.contains("Disassembly of <code object outer at 0x"), "3.{minor}");
+        assert!(
+            out.contains("Disassembly of <code object outer at 0x"),
+            "3.{minor}"
+        );
         assert_eq!(out.contains("ExceptionTable:"), minor >= 11, "3.{minor}");
     }
 }
@@ -75,11 +92,15 @@ fn text_output_is_produced_for_every_version() {
 #[test]
 fn text_matches_each_versions_dis_dis() {
     for minor in 6..=14 {
-        let pyc = Pyc::parse(std::fs::read(format!("{DATA}/sample-3.{minor}.pyc")).unwrap()).unwrap();
+        let pyc =
+            Pyc::parse(std::fs::read(format!("{DATA}/sample-3.{minor}.pyc")).unwrap()).unwrap();
         let expected = std::fs::read_to_string(format!("{DATA}/sample-3.{minor}.txt")).unwrap();
         let mut got = String::new();
         format::text(&pyc, &mut got).unwrap();
-        let (got, expected) = (without_code_addresses(&got), without_code_addresses(&expected));
+        let (got, expected) = (
+            without_code_addresses(&got),
+            without_code_addresses(&expected),
+        );
         for (i, (g, e)) in got.lines().zip(expected.lines()).enumerate() {
             if e.contains("frozenset(") {
                 continue;
