@@ -69,18 +69,29 @@ impl CodeLayout {
 /// Stack for the reader's thread: enough for MAX_DEPTH levels even in a
 /// debug build (only the pages used are ever committed).
 const READER_STACK: usize = 64 << 20;
+/// Nesting read on the caller's own stack; real files stay below it (the
+/// compiler nests code objects and constants far less), deeper data is read
+/// again on a thread with READER_STACK.
+const SHALLOW_DEPTH: usize = 100;
 
 /// Read the object that starts at `start` in `data`.
 ///
-/// Reading recurses once per nesting level; it runs on a thread of its own
-/// with a stack sized for marshal's depth limit, so that hostile nesting
-/// gives an error whatever stack the caller has.
+/// Reading recurses once per nesting level. Up to SHALLOW_DEPTH levels it
+/// runs on the caller's stack; data that nests deeper is read again on a
+/// thread of its own, with a stack sized for marshal's depth limit, so that
+/// hostile nesting gives an error whatever stack the caller has.
 pub fn read(data: &[u8], start: usize, layout: CodeLayout, record_layout: bool) -> Result<Marshal> {
+    match read_here(data, start, layout, record_layout, SHALLOW_DEPTH) {
+        Err(e) if e.message == DEEPER => {}
+        other => return other,
+    }
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("spyglass-marshal".into())
             .stack_size(READER_STACK)
-            .spawn_scoped(s, || read_here(data, start, layout, record_layout))
+            .spawn_scoped(s, || {
+                read_here(data, start, layout, record_layout, MAX_DEPTH)
+            })
             .map_err(|e| Error::new(start, format!("cannot start the reader thread: {e}")))?
             .join()
             .unwrap_or_else(|_| {
@@ -92,11 +103,15 @@ pub fn read(data: &[u8], start: usize, layout: CodeLayout, record_layout: bool) 
     })
 }
 
+/// Internal: the shallow pass hit its limit (never returned to callers).
+const DEEPER: &str = "deeper than the shallow pass";
+
 fn read_here(
     data: &[u8],
     start: usize,
     layout: CodeLayout,
     record_layout: bool,
+    max_depth: usize,
 ) -> Result<Marshal> {
     let mut r = Reader {
         data,
@@ -104,6 +119,7 @@ fn read_here(
         objects: Vec::new(),
         refs: Vec::new(),
         depth: 0,
+        max_depth,
         code_layout: layout,
         layout: record_layout.then(Vec::new),
     };
@@ -127,6 +143,7 @@ struct Reader<'a> {
     /// None while the object is still being read
     refs: Vec<Option<ObjId>>,
     depth: usize,
+    max_depth: usize,
     code_layout: CodeLayout,
     layout: Option<Vec<LayoutEntry>>,
 }
@@ -219,8 +236,8 @@ impl<'a> Reader<'a> {
     fn object(&mut self, field: Option<&'static str>) -> Result<Option<ObjId>> {
         let start = self.pos;
         let code = self.byte("a type code")?;
-        if self.depth >= MAX_DEPTH {
-            return Err(too_deep(start));
+        if self.depth >= self.max_depth {
+            return Err(too_deep(start, self.max_depth));
         }
         let flag = code & FLAG_REF != 0;
         let ty = code & !FLAG_REF;
@@ -639,7 +656,10 @@ impl<'a> Reader<'a> {
 
 #[cold]
 #[inline(never)]
-fn too_deep(start: usize) -> Error {
+fn too_deep(start: usize, max_depth: usize) -> Error {
+    if max_depth < MAX_DEPTH {
+        return Error::new(start, DEEPER);
+    }
     Error::new(
         start,
         format!("nesting deeper than {MAX_DEPTH} levels (marshal's recursion limit)"),
