@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # modules that contribute subcommands, in the order `--help` lists them
-COMMAND_MODULES: list[str] = ["spyglass.watch_cli", "spyglass.trace_cmd"]
+COMMAND_MODULES: list[str] = ["spyglass.trace_cmd", "spyglass.watch_cli", "spyglass.pyc_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

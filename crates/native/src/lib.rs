@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod events;
 mod ffi_extra;
 mod opcodes;
+mod pyc_bindings;
 pub mod rewrite;
 pub mod table;
 mod watch;
@@ -24,5 +25,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     code_extra::register(m)?; // CodeExtra
     code_info::register(m)?; // code_* functions
     opcodes::register(m)?; // the `opcodes` submodule: bytecode tracing
+    pyc_bindings::register(m)?; // .pyc reading (crates/pyc)
     Ok(())
 }
