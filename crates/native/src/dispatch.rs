@@ -352,6 +352,19 @@ fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed) > 0
 }
 
+/// Fires site `k` with `initial` as `ret` (events chained) and returns the
+/// final value; `initial` itself when no tracer is active or the caller is
+/// code spyglass does not know.
+fn fire<'py>(py: Python<'py>, k: usize, initial: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if !active() {
+        return Ok(initial);
+    }
+    match here(py, k)? {
+        Some(h) => h.run(initial, None, false),
+        None => Ok(initial),
+    }
+}
+
 /// Calls `f` as the body of a METH_FASTCALL builtin: a Python token, no
 /// panic crossing into CPython, errors set as the current exception.
 ///
@@ -400,11 +413,7 @@ unsafe extern "C" fn sg_e_fast(_m: *mut ffi::PyObject, args: *mut *mut ffi::PyOb
             if !active() {
                 return Ok(value.into_ptr());
             }
-            let k = site_arg(args)?;
-            Ok(match here(py, k)? {
-                Some(h) => h.run(value, None, false)?.into_ptr(),
-                None => value.into_ptr(),
-            })
+            Ok(fire(py, site_arg(args)?, value)?.into_ptr())
         })
     }
 }
@@ -436,19 +445,6 @@ fn add_fastcall(m: &Bound<'_, PyModule>, def: &'static mut ffi::PyMethodDef) -> 
     // SAFETY: `ml_name` is a static C string.
     let name = unsafe { std::ffi::CStr::from_ptr(def.ml_name) }.to_str().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     m.add(name, f)
-}
-
-/// `_sg_e(k, value)`: events after an expression; returns its (new) value.
-#[allow(dead_code)]
-#[pyfunction]
-fn _sg_e<'py>(py: Python<'py>, k: usize, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    if !active() {
-        return Ok(value);
-    }
-    match here(py, k)? {
-        Some(h) => h.run(value, None, false),
-        None => Ok(value),
-    }
 }
 
 /// `_sg_x(k, obj, key)`: events before a subscript; keeps the key for `_sg_l`.
@@ -617,21 +613,6 @@ fn _sg_s(py: Python<'_>, k: usize) -> PyResult<bool> {
     Ok(skipped)
 }
 
-/// `_sg_n(k)` / `_sg_n(k, value)` / `(_sg_n(k) or (expr))`: events at a point
-/// of control flow. Returns None.
-#[allow(dead_code)]
-#[pyfunction]
-#[pyo3(signature = (k, value=None))]
-fn _sg_n(py: Python<'_>, k: usize, value: Option<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-    if active() {
-        if let Some(h) = here(py, k)? {
-            let initial = value.unwrap_or_else(|| py.None().into_bound(py));
-            h.run_each(initial)?;
-        }
-    }
-    Ok(py.None())
-}
-
 /// The context manager of `with _sg_w(k):` blocks: its exit fires site `k`.
 #[pyclass(module = "spyglass._native", frozen)]
 pub struct SiteExit {
@@ -668,14 +649,7 @@ fn _sg_w(py: Python<'_>, k: usize) -> PyResult<Py<SiteExit>> {
 /// `except _sg_t(k):` for a bare `except:`: returns BaseException (or a replacement).
 #[pyfunction]
 fn _sg_t(py: Python<'_>, k: usize) -> PyResult<Bound<'_, PyAny>> {
-    let base = py.get_type::<pyo3::exceptions::PyBaseException>().into_any();
-    if !active() {
-        return Ok(base);
-    }
-    match here(py, k)? {
-        Some(h) => h.run(base, None, false),
-        None => Ok(base),
-    }
+    fire(py, k, py.get_type::<pyo3::exceptions::PyBaseException>().into_any())
 }
 
 /// Installs the Python side of the dispatcher (see spyglass/_dispatch.py).
