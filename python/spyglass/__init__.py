@@ -33,6 +33,12 @@ from spyglass.tracer import (  # noqa: E402
 
 event = TraceEvent
 
+#: code run by spyglass.exec/eval without a filename gets a name with this prefix
+SANDBOX_FNAME_PREFIX = "<spyglass-"
+SANDBOX_FNAME = "<spyglass>"
+#: the active tracers, bottom of the stack first (Pyccolo's name)
+_TRACER_STACK = _dispatch.STACK
+
 # every event, as `spyglass.<name>` (a decorator too)
 for _ev in TraceEvent:
     globals()[_ev.name] = _ev
@@ -126,6 +132,8 @@ __all__ = [
     "Null",
     "Pass",
     "Predicate",
+    "SANDBOX_FNAME",
+    "SANDBOX_FNAME_PREFIX",
     "Skip",
     "SkipAll",
     "ThunkError",
