@@ -360,18 +360,39 @@ impl RegionDepth {
 /// Maps positions of the edited text back to the original.
 pub struct PositionMap {
     segments: Vec<Segment>,
+    /// Index of the segment found last (a lookup hint).
+    hint: std::cell::Cell<usize>,
 }
+
+// SAFETY: `hint` is only a lookup hint; every value of it is valid (it is
+// bounds-checked before use), so concurrent use could only cost speed. The
+// maps are used under the GIL in any case.
+unsafe impl Sync for PositionMap {}
 
 impl PositionMap {
     pub fn new(segments: Vec<Segment>) -> PositionMap {
-        PositionMap { segments }
+        PositionMap { segments, hint: std::cell::Cell::new(0) }
     }
 
     fn segment_at(&self, out: u32) -> Option<&Segment> {
+        // lookups come in code order, mostly close to the previous one
+        let hint = self.hint.get();
+        if let Some(s) = self.segments.get(hint) {
+            if s.out <= out && self.segments.get(hint + 1).is_none_or(|n| out < n.out) {
+                return Some(s);
+            }
+            if let Some(n) = self.segments.get(hint + 1) {
+                if n.out <= out && self.segments.get(hint + 2).is_none_or(|m| out < m.out) {
+                    self.hint.set(hint + 1);
+                    return Some(n);
+                }
+            }
+        }
         let i = self.segments.partition_point(|s| s.out <= out);
         if i == 0 {
             None
         } else {
+            self.hint.set(i - 1);
             Some(&self.segments[i - 1])
         }
     }
@@ -435,7 +456,7 @@ impl PositionMap {
                 located: c[16] != 2,
             })
             .collect();
-        Some(PositionMap { segments })
+        Some(PositionMap::new(segments))
     }
 
     pub fn describe(&self) -> String {

@@ -5,7 +5,13 @@ pub struct LineIndex {
     /// Byte offset at which each line starts; `starts[0] == 0` is line 1.
     starts: Vec<u32>,
     len: u32,
+    /// The line found last (a lookup hint; lookups are mostly nearby).
+    hint: std::cell::Cell<usize>,
 }
+
+// SAFETY: `hint` is only a lookup hint, bounds-checked before use; any value
+// is valid, so sharing can only cost speed.
+unsafe impl Sync for LineIndex {}
 
 impl LineIndex {
     pub fn new(text: &str) -> LineIndex {
@@ -15,7 +21,7 @@ impl LineIndex {
                 starts.push(i as u32 + 1);
             }
         }
-        LineIndex { starts, len: text.len() as u32 }
+        LineIndex { starts, len: text.len() as u32, hint: std::cell::Cell::new(0) }
     }
 
     pub fn line_count(&self) -> u32 {
@@ -25,7 +31,14 @@ impl LineIndex {
     /// (line, column) of a byte offset; offsets past the end clamp to it.
     pub fn line_col(&self, offset: u32) -> (u32, u32) {
         let offset = offset.min(self.len);
-        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let h = self.hint.get();
+        let line = if h < self.starts.len() && self.starts[h] <= offset && self.starts.get(h + 1).is_none_or(|&n| offset < n) {
+            h
+        } else {
+            let l = self.starts.partition_point(|&s| s <= offset) - 1;
+            self.hint.set(l);
+            l
+        };
         (line as u32 + 1, offset - self.starts[line])
     }
 
