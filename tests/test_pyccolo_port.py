@@ -59,3 +59,37 @@ def test_universal_style_handler_sees_every_event_kind():
                pyc.before_assert, pyc.init_module):
         target = {pyc.before_assert: pyc.before_stmt}.get(ev, ev)
         assert seen[target] > 0, ev
+
+
+def test_trace_stack_saves_and_restores_tracer_state():
+    class Calls(pyc.BaseTracer):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.stack = self.make_stack()
+            with self.stack.register_stack_state():
+                self.callee = None
+                self.args = []
+                with self.stack.needing_manual_initialization():
+                    self.depth = 0
+            self.log = []
+
+        @pyc.before_call
+        def enter(self, func, node, *_, **__):
+            with self.stack.push():
+                self.depth = len(self.stack)
+            self.callee = getattr(func, "__name__", "?")
+
+        @pyc.after_call
+        def leave(self, ret, *_, **__):
+            self.log.append((self.callee, self.depth, list(self.args)))
+            self.stack.pop()
+
+    t = Calls.instance()
+    with t:
+        pyc.exec("def f(x): return x\ndef g(y): return f(y)\ng(f(1))")
+    # g is entered first (its callee is evaluated before the argument f(1))
+    assert t.log == [("f", 2, []), ("f", 2, []), ("g", 1, [])]
+    assert len(t.stack) == 0 and t.callee is None and t.depth == 0
+    with t.stack.push():
+        t.depth = 5
+    assert t.stack.get_field("depth") == 0

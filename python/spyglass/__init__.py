@@ -23,6 +23,7 @@ from spyglass.events import TraceEvent  # noqa: E402
 from spyglass.instrument import InstrumentationError  # noqa: E402
 from spyglass.predicate import Predicate  # noqa: E402
 from spyglass.sentinels import Null, Pass, Skip, SkipAll  # noqa: E402
+from spyglass.trace_stack import TraceStack  # noqa: E402
 from spyglass.tracer import (  # noqa: E402
     BaseTracer,
     NoopTracer,
@@ -137,6 +138,7 @@ __all__ = [
     "Skip",
     "SkipAll",
     "ThunkError",
+    "TraceStack",
     "TraceEvent",
     "allow_reentrant_event_handling",
     "eval",

@@ -206,6 +206,12 @@ class BaseTracer(metaclass=_TracerMeta):
     def clear_instance(cls) -> None:
         cls._instance = None
 
+    def make_stack(self):
+        """A stack of this tracer's own state (see spyglass.TraceStack)."""
+        from spyglass.trace_stack import TraceStack
+
+        return TraceStack(self)
+
     @property
     def events_with_registered_handlers(self) -> frozenset:
         return frozenset(ev for ev, specs in self._handlers.items() if specs)
