@@ -221,8 +221,12 @@ fn thread_ident() -> u64 {
     unsafe { ffi::PyThread_get_thread_ident() as u64 }
 }
 
-/// Delivers the site's events; returns the final `ret` and whether a handler
-/// asked to stop (SkipAll) for the last event.
+/// Delivers the site's events and returns the final `ret`. `key` is the
+/// subscript key of Subscript sites; `stop_on_change` ends delivery once an
+/// event's handlers replaced `initial` (before-expression sites: an outer
+/// replacement means the inner expression never runs); `chain` threads `ret`
+/// from event to event (false for statement and notify sites, whose events
+/// are independent).
 fn run<'py>(
     py: Python<'py>,
     frame: &Bound<'py, PyAny>,
@@ -238,6 +242,7 @@ fn run<'py>(
     with_headroom(|| run_entries(py, frame, plan, initial, key, stop_on_change, chain))
 }
 
+/// `run` for a plan that has entries, inside the recursion headroom.
 fn run_entries<'py>(
     py: Python<'py>,
     frame: &Bound<'py, PyAny>,
