@@ -102,3 +102,19 @@ def test_assert_aliases():
     with T:
         spyglass.exec("x = 1\nassert x\nassert x, 'm'")
     assert seen == ["Assert", "Assert"]
+
+
+def test_one_line_case_bodies_are_instrumented(recwarn):
+    # a case body on the case's own line becomes a block nested under the case
+    seen = []
+
+    class T(spyglass.BaseTracer):
+        @spyglass.before_stmt
+        def h(self, ret, node, frame, event, **_):
+            seen.append(type(node).__name__)
+
+    with T:
+        env = spyglass.exec("match 2:\n    case 1: x = 1\n    case 2: x = 2; y = 3\n")
+    assert not [w for w in recwarn if "failed to instrument" in str(w.message)]
+    assert (env["x"], env["y"]) == (2, 3)
+    assert seen == ["Match", "Assign", "Assign"]

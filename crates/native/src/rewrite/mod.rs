@@ -206,6 +206,13 @@ mod tests {
     }
 
     #[test]
+    fn one_line_case_bodies_nest_under_their_case() {
+        // the case line, not the match line, is the header of a case body
+        let out = rw("match 1:\n    case 1: pass\n", &[Ev::before_stmt]);
+        assert_eq!(out, "if not _sg_s(1):\n match 1:\n     case 1:\n      if not _sg_s(0): pass\n");
+    }
+
+    #[test]
     fn slices_become_calls_only_when_wrapped() {
         assert_eq!(rw("x[1:2]\n", &[Ev::after_int]), "x[_sg_e(0, 1):_sg_e(1, 2)]\n");
         assert_eq!(rw("x[::2]\n", &[Ev::after_subscript_slice]), "x[_sg_e(0, _sg_slice(None, None, 2))]\n");

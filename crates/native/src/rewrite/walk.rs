@@ -1114,7 +1114,9 @@ impl<'a> Walker<'a> {
                     if let Some(g) = &case.guard {
                         self.expr(g, vec![], Cx::default());
                     }
-                    self.body(&case.body, BodyKind::Plain, Some(indent), None);
+                    // a case is a header of its own, one level deeper than `match`
+                    let case_indent = self.indent_at(r(case).0).unwrap_or_else(|| format!("{indent} "));
+                    self.body(&case.body, BodyKind::Plain, Some(&case_indent), None);
                 }
             }
             Stmt::Try(t) => {
