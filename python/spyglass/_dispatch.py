@@ -241,7 +241,7 @@ def install() -> None:
     cb.UNARY_OPERATORS = _ops.UNARY_OPERATORS
     cb.COMPARISON_OPERATORS = _ops.COMPARISON_OPERATORS
     _native.install(cb)
-    for name in ("_sg_e", "_sg_b", "_sg_o", "_sg_c", "_sg_s", "_sg_n", "_sg_x", "_sg_l", "_sg_t", "_sg_w"):
+    for name in ("_sg_e", "_sg_b", "_sg_o", "_sg_c", "_sg_s", "_sg_n", "_sg_x", "_sg_l", "_sg_t", "_sg_w", "_sg_p"):
         setattr(builtins, name, getattr(_native, name))
     builtins._sg_slice = slice
 

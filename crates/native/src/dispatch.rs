@@ -18,6 +18,7 @@ use pyo3::types::PyTuple;
 
 use crate::rewrite::sites::Op;
 use crate::table::{table_of, ModuleTable};
+use crate::truth;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
@@ -418,7 +419,16 @@ unsafe extern "C" fn sg_e_fast(_m: *mut ffi::PyObject, args: *mut *mut ffi::PyOb
             if !active() {
                 return Ok(value.into_ptr());
             }
-            Ok(fire(py, site_arg(args)?, value)?.into_ptr())
+            let k = site_arg(args)?;
+            match truth::unwrap(&value) {
+                None => Ok(fire(py, k, value)?.into_ptr()),
+                // handlers see the operand; unless one replaced it, the
+                // proxy goes on to the test that remembers its truth
+                Some(inner) => {
+                    let out = fire(py, k, inner.clone())?;
+                    Ok(if out.is(&inner) { value } else { out }.into_ptr())
+                }
+            }
         })
     }
 }
@@ -521,6 +531,21 @@ impl Const {
     }
 }
 
+/// A handler's replacement for an operator, called with real operands.
+#[pyclass(module = "spyglass._native", frozen)]
+pub struct Unwrapped {
+    func: Py<PyAny>,
+}
+
+#[pymethods]
+impl Unwrapped {
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__<'py>(&self, py: Python<'py>, args: &Bound<'py, PyTuple>, kwargs: Option<&Bound<'py, pyo3::types::PyDict>>) -> PyResult<Bound<'py, PyAny>> {
+        let real: Vec<Bound<'py, PyAny>> = args.iter().map(|a| truth::unwrap(&a).unwrap_or(a)).collect();
+        self.func.bind(py).call(PyTuple::new(py, real)?, kwargs)
+    }
+}
+
 /// `((expr) if _sg_b(k) else _sg_o())`: events before an expression.
 /// True evaluates the expression in place; False means `_sg_o` supplies it.
 #[pyfunction]
@@ -583,9 +608,12 @@ fn _sg_c<'py>(py: Python<'py>, k: usize) -> PyResult<Bound<'py, PyAny>> {
             if !active() {
                 return Ok(op);
             }
-            let out = h.run(op, None, false)?;
-            if out.is_callable() {
+            let out = h.run(op.clone(), None, false)?;
+            if out.is(&op) {
                 Ok(out)
+            } else if out.is_callable() {
+                // a replacement for `not` must see operands, not truth proxies
+                Ok(Bound::new(py, Unwrapped { func: out.unbind() })?.into_any())
             } else {
                 Ok(Bound::new(py, Const { value: out.unbind() })?.into_any())
             }
@@ -741,6 +769,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SitePlan>()?;
     m.add_class::<Thunk>()?;
     m.add_class::<Const>()?;
+    m.add_class::<Unwrapped>()?;
     m.add_class::<SiteExit>()?;
     for f in [
         wrap_pyfunction!(_sg_x, m)?,

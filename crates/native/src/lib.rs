@@ -14,6 +14,7 @@ mod opcodes;
 mod pyc_bindings;
 pub mod rewrite;
 pub mod table;
+mod truth;
 mod watch;
 
 #[pymodule]
@@ -21,6 +22,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     table::register(m)?; // source instrumentation: Source, ModuleTable, events()
     dispatch::register(m)?; // the _sg_* builtins and tracer state
+    truth::register(m)?; // _sg_p, truth remembered for tests
     watch::register(m)?; // watch_* functions
     code_extra::register(m)?; // CodeExtra
     code_info::register(m)?; // code_* functions

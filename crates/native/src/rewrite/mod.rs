@@ -213,6 +213,18 @@ mod tests {
     }
 
     #[test]
+    fn and_or_operands_remember_their_truth_only_where_a_test_would_jump() {
+        // the test jumps on `a`: wrapped, the operator's value is tested again
+        assert_eq!(rw("if a and b: pass\n", &[Ev::after_boolop]), "if _sg_e(0, _sg_p(a) and b): pass\n");
+        assert_eq!(rw("if not (a or b): pass\n", &[Ev::after_unaryop]), "if _sg_e(0, not (_sg_p(a) or b)): pass\n");
+        // nothing computes the value in between: CPython still jumps
+        assert_eq!(rw("if a and b: pass\n", &[Ev::before_boolop]), "if ((a and b) if _sg_b(0) else _sg_o()): pass\n");
+        // the value is kept, as plain CPython would keep it
+        assert_eq!(rw("x = a and b\n", &[Ev::after_boolop]), "x = _sg_e(0, a and b)\n");
+        assert_eq!(rw("if (y := a and b): pass\n", &[Ev::after_boolop]), "if (y := _sg_e(0, a and b)): pass\n");
+    }
+
+    #[test]
     fn slices_become_calls_only_when_wrapped() {
         assert_eq!(rw("x[1:2]\n", &[Ev::after_int]), "x[_sg_e(0, 1):_sg_e(1, 2)]\n");
         assert_eq!(rw("x[::2]\n", &[Ev::after_subscript_slice]), "x[_sg_e(0, _sg_slice(None, None, 2))]\n");

@@ -80,6 +80,46 @@ struct Cx {
     /// The expression is inside an attribute/subscript/call chain whose
     /// outermost node is this one.
     chain_top: Option<NodeId>,
+    /// How the expression's value is used by a test.
+    truth: Truth,
+}
+
+/// Where CPython only tests a value's truth (`if`, `while`, `assert`,
+/// conditional-expression tests, comprehension `if`s, match guards, and
+/// through `not`, `and`/`or` operands and conditional branches under them),
+/// it compiles `and`/`or` into jumps that test each operand once. A value
+/// wrapper in between makes that a value computation whose result is
+/// tested again, so a falsy operand's `__bool__` would run twice: such
+/// operands go through `_sg_p`, which remembers their truth.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Truth {
+    /// The value is used as a value.
+    #[default]
+    Value,
+    /// Only the truth is used, and the instrumented code still jumps on it.
+    Jumps,
+    /// Only the truth is used, but some wrapper above computes the value.
+    Computed,
+}
+
+impl Truth {
+    /// The truth context of a part whose value becomes this expression's
+    /// value, given whether a value-computing wrapper sits in between.
+    fn through(self, computed: bool) -> Truth {
+        match self {
+            Truth::Value => Truth::Value,
+            _ if computed => Truth::Computed,
+            t => t,
+        }
+    }
+}
+
+fn truth_cx(t: Truth) -> Cx {
+    Cx { truth: t, ..Cx::default() }
+}
+
+fn computes(ws: &[(Kind, W)]) -> bool {
+    ws.iter().any(|(k, _)| *k == Kind::After)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -400,9 +440,18 @@ impl<'a> Walker<'a> {
                 own.extend(Self::kinded(Self::opt(self.ev(Ev::after_binop, N::Expr(e), vec![]))));
             }
             Expr::UnaryOp(u) => {
+                let before = self.ev(Ev::before_unaryop, N::Expr(e), vec![]);
+                let after = self.ev(Ev::after_unaryop, N::Expr(e), vec![]);
                 let ow = self.operand_events(&u.operand, Ev::before_unaryop_arg, Ev::after_unaryop_arg, vec![]);
-                self.expr(&u.operand, ow, Cx::default());
-                if let Some(w) = self.ev(Ev::before_unaryop, N::Expr(e), vec![]) {
+                let truth = match u.op {
+                    // `not x` in a test jumps on x; computed, it tests x's value
+                    UnaryOp::Not => cx.truth.through(
+                        before.is_some() || after.is_some() || outer.iter().any(|w| w.ev.info().kind == Kind::After),
+                    ),
+                    _ => Truth::Value,
+                };
+                self.expr(&u.operand, ow, truth_cx(truth));
+                if let Some(w) = before {
                     let (s, t) = r(e);
                     if let Some(op_tok) = self.tokens_from(s).first().copied() {
                         let k = self.site(Form::Operator, vec![w]);
@@ -414,16 +463,23 @@ impl<'a> Walker<'a> {
                         raw = false;
                     }
                 }
-                own.extend(Self::kinded(Self::opt(self.ev(Ev::after_unaryop, N::Expr(e), vec![]))));
+                own.extend(Self::kinded(Self::opt(after)));
             }
             Expr::BoolOp(bo) => {
+                let mine = self.before_after(e, Ev::before_boolop, Ev::after_boolop, vec![]);
+                let truth = cx.truth.through(computes(&mine) || outer.iter().any(|w| w.ev.info().kind == Kind::After));
                 let n = bo.values.len();
                 for (i, v) in bo.values.iter().enumerate() {
                     let kw = vec![("is_last", KwVal::Bool(i + 1 == n))];
                     let ws = self.operand_events(v, Ev::before_boolop_arg, Ev::after_boolop_arg, kw);
-                    self.expr(v, ws, Cx::default());
+                    self.expr(v, ws, truth_cx(truth));
+                    if truth == Truth::Computed && i + 1 < n {
+                        let (vs, ve) = r(v);
+                        let p = needs_parens_as_arg(v);
+                        self.b.wrap(vs, ve, vec![text(if p { "_sg_p((" } else { "_sg_p(" })], vec![text(if p { "))" } else { ")" })]);
+                    }
                 }
-                own.extend(self.before_after(e, Ev::before_boolop, Ev::after_boolop, vec![]));
+                own.extend(mine);
             }
             Expr::Compare(c) => {
                 let lw = Self::opt(self.ev(Ev::left_compare_arg, N::Expr(&c.left), vec![]));
@@ -474,7 +530,7 @@ impl<'a> Walker<'a> {
                 };
                 let call_id = KwVal::Node(self.node(N::Expr(e)));
                 let fw = Self::opt(self.ev(Ev::before_call, N::Expr(e), vec![("call_node_id", call_id.clone())]));
-                self.expr(&c.func, fw, Cx { call_func: true, chain_top: Some(top) });
+                self.expr(&c.func, fw, Cx { call_func: true, chain_top: Some(top), truth: Truth::Value });
                 let args = &c.arguments;
                 let sole_genexp = args.args.len() == 1
                     && args.keywords.is_empty()
@@ -534,7 +590,7 @@ impl<'a> Walker<'a> {
                     kw.push(("obj_name", KwVal::Str(n.id.to_string())));
                 }
                 let vw = Self::opt(self.ev(before, N::Expr(e), kw));
-                self.expr(&a.value, vw, Cx { call_func: false, chain_top: Some(top) });
+                self.expr(&a.value, vw, Cx { call_func: false, chain_top: Some(top), truth: Truth::Value });
                 if a.ctx == ExprContext::Load {
                     own.extend(Self::kinded(Self::opt(self.ev(
                         Ev::after_attribute_load,
@@ -572,7 +628,7 @@ impl<'a> Walker<'a> {
                     },
                 ));
                 let xform = self.ev(before, N::Expr(e), kw);
-                self.expr(&s.value, vec![], Cx { call_func: false, chain_top: Some(top) });
+                self.expr(&s.value, vec![], Cx { call_func: false, chain_top: Some(top), truth: Truth::Value });
                 let mut sw = Vec::new();
                 sw.extend(self.ev(Ev::before_subscript_slice, N::Expr(e), vec![]));
                 sw.extend(self.ev(Ev::after_subscript_slice, N::Expr(e), vec![]));
@@ -689,9 +745,10 @@ impl<'a> Walker<'a> {
                 own.extend(self.before_after(e, Ev::before_lambda, Ev::after_lambda, vec![]));
             }
             Expr::If(i) => {
-                self.expr(&i.test, vec![], Cx::default());
-                self.expr(&i.body, vec![], Cx::default());
-                self.expr(&i.orelse, vec![], Cx::default());
+                self.expr(&i.test, vec![], truth_cx(Truth::Jumps));
+                let branches = truth_cx(cx.truth.through(outer.iter().any(|w| w.ev.info().kind == Kind::After)));
+                self.expr(&i.body, vec![], branches);
+                self.expr(&i.orelse, vec![], branches);
             }
             Expr::Named(n) => self.expr(&n.value, vec![], Cx::default()),
             Expr::Await(a) => self.expr(&a.value, vec![], Cx::default()),
@@ -762,7 +819,7 @@ impl<'a> Walker<'a> {
             self.expr(&g.target, vec![], Cx::default());
             for cond in &g.ifs {
                 let w = Self::opt(self.ev(Ev::after_comprehension_if, N::Expr(cond), vec![]));
-                self.expr(cond, w, Cx::default());
+                self.expr(cond, w, truth_cx(Truth::Jumps));
             }
         }
     }
@@ -1075,14 +1132,14 @@ impl<'a> Walker<'a> {
                 }
             }
             Stmt::Assert(a) => {
-                self.expr(&a.test, vec![], Cx::default());
+                self.expr(&a.test, vec![], truth_cx(Truth::Jumps));
                 if let Some(m) = &a.msg {
                     self.expr(m, vec![], Cx::default());
                 }
             }
             Stmt::If(i) => {
                 let w = Self::opt(self.ev(Ev::after_if_test, N::Stmt(s), vec![]));
-                self.expr(&i.test, w, Cx::default());
+                self.expr(&i.test, w, truth_cx(Truth::Jumps));
                 self.body(&i.body, BodyKind::Plain, Some(indent), None);
                 self.elif_chain(s, i, indent);
             }
@@ -1095,7 +1152,7 @@ impl<'a> Walker<'a> {
             }
             Stmt::While(w) => {
                 let ws = Self::opt(self.ev(Ev::after_while_test, N::Stmt(s), vec![]));
-                self.expr(&w.test, ws, Cx::default());
+                self.expr(&w.test, ws, truth_cx(Truth::Jumps));
                 self.body(&w.body, BodyKind::While, Some(indent), Some(N::Stmt(s)));
                 self.body(&w.orelse, BodyKind::Plain, Some(indent), None);
             }
@@ -1112,7 +1169,7 @@ impl<'a> Walker<'a> {
                 self.expr(&m.subject, vec![], Cx::default());
                 for case in &m.cases {
                     if let Some(g) = &case.guard {
-                        self.expr(g, vec![], Cx::default());
+                        self.expr(g, vec![], truth_cx(Truth::Jumps));
                     }
                     // a case is a header of its own, one level deeper than `match`
                     let case_indent = self.indent_at(r(case).0).unwrap_or_else(|| format!("{indent} "));
@@ -1264,7 +1321,7 @@ impl<'a> Walker<'a> {
                         .into_iter()
                         .map(|w| (if w.ev == Ev::before_stmt { Kind::Notify } else { Kind::After }, w))
                         .collect();
-                    self.expr_with_kinded(test, ws);
+                    self.expr_with_kinded(test, ws, Truth::Jumps);
                     if let Some(w) = self.ev(Ev::after_stmt, n, vec![]) {
                         pending_afters.insert(0, w);
                     }
@@ -1289,9 +1346,9 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn expr_with_kinded(&mut self, e: &'a Expr, ws: Vec<(Kind, W)>) {
+    fn expr_with_kinded(&mut self, e: &'a Expr, ws: Vec<(Kind, W)>, truth: Truth) {
         // visit the expression itself, then put the kinded wrappers around it
-        self.expr(e, vec![], Cx::default());
+        self.expr(e, vec![], truth_cx(truth.through(computes(&ws))));
         if !ws.is_empty() {
             self.wrap(e, ws, true);
         }
