@@ -10,11 +10,13 @@ instrument, the code is exactly what `compile()` makes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import marshal
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from typing import Iterable, Optional
 
@@ -179,11 +181,35 @@ _memo: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
 _MEMO_SIZE = 256
 
 
+_making = threading.local()
+
+
+def making_code() -> bool:
+    """Is this thread inside compile_source? (auto_instrument must not take
+    over the code objects spyglass itself makes.)"""
+    return getattr(_making, "depth", 0) > 0
+
+
+@contextlib.contextmanager
+def own_code():
+    """Code objects made in this block (on this thread) are spyglass's own."""
+    _making.depth = getattr(_making, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _making.depth -= 1
+
+
 def compile_source(source: str, filename: str, mode: str, tracers: list, *, explicit: bool, use_cache: bool = True):
     """Instrumented code for `source`, or plain code when nothing applies.
     `use_cache=False` instruments afresh (no memo, no disk cache).
 
     Returns (code, table or None)."""
+    with own_code():
+        return _compile_source(source, filename, mode, tracers, explicit=explicit, use_cache=use_cache)
+
+
+def _compile_source(source: str, filename: str, mode: str, tracers: list, *, explicit: bool, use_cache: bool):
     check_version()
     source = normalize_newlines(source)
     plan = Plan(tracers, filename, explicit)

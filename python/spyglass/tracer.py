@@ -185,6 +185,8 @@ class BaseTracer(metaclass=_TracerMeta):
         self._depth = 0
         self._hard_disabled = 0
         self._tracing_enabled_files: set[str] = set()
+        self._auto_filters: list = []
+        self._twin_resolver = None
 
     def __del__(self):
         slot = getattr(self, "_slot", None)
@@ -235,7 +237,54 @@ class BaseTracer(metaclass=_TracerMeta):
             self.instrument_all_files
             or filename in self._tracing_enabled_files
             or bool(self.should_instrument_file(filename))
+            or any(accept(filename) for accept in self._auto_filters)
         )
+
+    # ------------------------------------- spyglass.watch.auto_instrument
+
+    def on_auto_instrument(self, accept: Callable[[str], bool]) -> None:
+        """auto_instrument started: files `accept` passes are instrumented
+        by the import hook while this tracer is active."""
+        self._auto_filters.append(accept)
+        importer.update()
+
+    def on_auto_instrument_end(self, accept: Callable[[str], bool]) -> None:
+        """auto_instrument stopped: no more files from it, no more takeovers."""
+        if accept in self._auto_filters:
+            self._auto_filters.remove(accept)
+        if sys.version_info >= (3, 12) and self._twin_resolver is not None:
+            _native.swap_forget(self._twin_resolver)
+
+    def on_new_code(self, code: types.CodeType) -> None:
+        """A new code object from a file auto_instrument watches (3.12+).
+        Functions made from it from now on run its instrumented twin, compiled
+        from the file's source the first time one is made (code with free
+        variables excepted: it comes instrumented with its enclosing
+        function's twin). Code spyglass compiled itself is left alone."""
+        if sys.version_info < (3, 12) or instrument.making_code() or not _takeover_is_safe():
+            return
+        if self._twin_resolver is None:
+            self._twin_resolver = self._resolve_twin
+        _native.swap_on_create(code, self._twin_resolver)
+
+    def _resolve_twin(self, code: types.CodeType) -> Optional[types.CodeType]:
+        with instrument.own_code():
+            return self._find_twin(code)
+
+    def _find_twin(self, code: types.CodeType) -> Optional[types.CodeType]:
+        lines = linecache.getlines(code.co_filename)
+        if not lines:
+            return None
+        source = "".join(lines)
+        # only code compiled from the file as it is now has a faithful twin
+        plain = _find_code(_plain_module(source, code.co_filename), code)
+        if plain is None or any(getattr(plain, a) != getattr(code, a) for a in _SAME_CODE):
+            return None
+        module_code, _ = instrument.compile_source(source, code.co_filename, "exec", self._compile_tracers(), explicit=True)
+        twin = _find_code(module_code, code)
+        if twin is None or any(getattr(twin, a) != getattr(code, a) for a in _SAME_SHAPE):
+            return None
+        return twin
 
     # ------------------------------------------------------------ hooks
 
@@ -448,6 +497,54 @@ class BaseTracer(metaclass=_TracerMeta):
 
 class NoopTracer(BaseTracer):
     """A tracer with no handlers."""
+
+
+# a twin must take the same arguments and variables as the code it replaces
+_SAME_SHAPE = (
+    "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_flags",
+    "co_varnames", "co_cellvars", "co_freevars",
+)
+
+
+_takeover_verdict: Optional[bool] = None
+
+
+def _takeover_is_safe() -> bool:
+    """Tier-2 code (the JIT, 3.13+) finds functions by version, and a taken
+    over function keeps its original code's version: with it on, spyglass
+    does not take functions over (imports are still instrumented)."""
+    global _takeover_verdict
+    if _takeover_verdict is None:
+        import sysconfig
+
+        tier2 = "_Py_TIER2" in (sysconfig.get_config_var("PY_CORE_CFLAGS") or "")
+        jit = getattr(sys, "_jit", None)
+        on = tier2 and (jit.is_enabled() if jit is not None else True)
+        if on:
+            warnings.warn(
+                "spyglass: this interpreter runs tier-2 code (the JIT); auto_instrument "
+                "instruments imports only and does not take over new functions",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        _takeover_verdict = not on
+    return _takeover_verdict
+
+
+# the same compiled code: a file's code as it is now is the code in hand
+_SAME_CODE = _SAME_SHAPE + ("co_code", "co_names", "co_firstlineno")
+
+_plain_modules: dict = {}
+
+
+def _plain_module(source: str, filename: str) -> types.CodeType:
+    key = (filename, source)
+    code = _plain_modules.get(key)
+    if code is None:
+        if len(_plain_modules) >= 32:
+            _plain_modules.clear()
+        code = _plain_modules[key] = compile(source, filename, "exec", dont_inherit=True)
+    return code
 
 
 def _find_code(root: types.CodeType, like: types.CodeType) -> Optional[types.CodeType]:

@@ -245,9 +245,11 @@ class CodeConsumer(Protocol):
     code object first runs (3.11), so it must not assume the code has run
     and should be quick. Its exceptions are reported as unraisable and do
     not reach the program. Code objects it creates itself are not handed
-    back to it. The bytecode tracer implements it by enabling its
-    per-instruction events on the code object; the source-level engine by
-    mapping the code object to its tables.
+    back to it. See docs/watch.md for what the source-level tracer
+    (`BaseTracer.on_new_code`) does with it.
+
+    Optional: `on_auto_instrument(accept)` / `on_auto_instrument_end(accept)`
+    are called when auto_instrument starts and stops, with its file filter.
     """
 
     def on_new_code(self, code: CodeType) -> object: ...
@@ -303,6 +305,15 @@ class AutoInstrument:
         self._accept = _file_filter(filter)
         self._verdicts: dict[str, bool] = {}
         self._id: int | None = add(self._on_create, events=("create",))
+        # optional: a tracer that also instruments files at import (the
+        # source engine) is told which files, and when that stops
+        self._started = getattr(tracer, "on_auto_instrument", None)
+        self._ended = getattr(tracer, "on_auto_instrument_end", None)
+        if callable(self._started):
+            self._started(self._passes)
+
+    def _passes(self, filename: str) -> bool:
+        return not filename.startswith(_SPYGLASS_DIR) and bool(self._accept(filename))
 
     def _on_create(self, event: CodeEvent, code: CodeType) -> None:
         filename = code.co_filename
@@ -310,8 +321,7 @@ class AutoInstrument:
         if ok is None:
             if len(self._verdicts) >= _VERDICT_CACHE_LIMIT:
                 self._verdicts.clear()  # e.g. compile() with a fresh name each time
-            ok = self._verdicts[filename] = (
-                not filename.startswith(_SPYGLASS_DIR) and bool(self._accept(filename)))
+            ok = self._verdicts[filename] = self._passes(filename)
         if ok:
             self.handed += 1
             self._on_new_code(code)
@@ -324,6 +334,8 @@ class AutoInstrument:
         if self._id is not None:
             clear(self._id)
             self._id = None
+            if callable(self._ended):
+                self._ended(self._passes)
 
     def __enter__(self) -> AutoInstrument:
         return self

@@ -74,3 +74,26 @@ extern "C" {
     #[cfg(Py_3_13)]
     pub fn PyErr_FormatUnraisable(format: *const c_char, ...);
 }
+
+/// `PyFunction_WatchEvent` (3.12+ `cpython/funcobject.h`): a C enum generated
+/// from `PY_FOREACH_FUNC_EVENT(V) V(CREATE) V(DESTROY) V(MODIFY_CODE) ...`,
+/// so CREATE = 0 (the same on 3.12, 3.13 and 3.14).
+#[cfg(Py_3_12)]
+pub type PyFunction_WatchEvent = c_int;
+#[cfg(Py_3_12)]
+pub const PY_FUNCTION_EVENT_CREATE: PyFunction_WatchEvent = 0;
+
+/// `typedef int (*PyFunction_WatchCallback)(PyFunction_WatchEvent event,
+/// PyFunctionObject *func, PyObject *new_value)`.
+#[cfg(Py_3_12)]
+pub type PyFunction_WatchCallback =
+    unsafe extern "C" fn(event: PyFunction_WatchEvent, func: *mut PyObject, new_value: *mut PyObject) -> c_int;
+
+#[cfg(Py_3_12)]
+extern "C" {
+    /// 3.12+: returns a watcher id, or -1 with an exception set when all
+    /// eight function-watcher slots of the interpreter are taken.
+    /// (The watcher stays for the life of the process: idle, it returns at
+    /// once, so there is no PyFunction_ClearWatcher here.)
+    pub fn PyFunction_AddWatcher(callback: PyFunction_WatchCallback) -> c_int;
+}

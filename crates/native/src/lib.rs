@@ -10,6 +10,7 @@ mod code_info;
 pub mod dispatch;
 pub mod events;
 mod ffi_extra;
+mod func_swap;
 mod opcodes;
 mod pyc_bindings;
 pub mod rewrite;
@@ -24,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dispatch::register(m)?; // the _sg_* builtins and tracer state
     truth::register(m)?; // _sg_p, truth remembered for tests
     watch::register(m)?; // watch_* functions
+    func_swap::register(m)?; // swap_* functions: new functions run instrumented code
     code_extra::register(m)?; // CodeExtra
     code_info::register(m)?; // code_* functions
     opcodes::register(m)?; // the `opcodes` submodule: bytecode tracing
