@@ -181,6 +181,18 @@ def test_ctrl_c_ends_like_python(files, cmd):
     assert "spyglass/" not in err.split("KeyboardInterrupt")[0].replace(os.sep, "/"), err
 
 
+def test_version():
+    result = subprocess.run([sys.executable, "-m", "spyglass", "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"spyglass {spyglass.__version__} (CPython ")
+    from importlib import metadata
+    try:
+        assert spyglass.__version__ == metadata.version("spyglass")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, not an installed wheel
+        pass
+
+
 def test_python_m_spyglass_help_lists_every_command():
     result = subprocess.run([sys.executable, "-m", "spyglass", "--help"], capture_output=True, text=True,
                             timeout=60)

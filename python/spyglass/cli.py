@@ -17,10 +17,14 @@ COMMAND_MODULES: list[str] = ["spyglass.trace_cmd", "spyglass.watch_cli", "spygl
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from spyglass import __version__
+
     parser = argparse.ArgumentParser(
         prog="spyglass",
         description="Watch and steer running CPython programs.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"spyglass {__version__} (CPython {sys.version.split()[0]})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
