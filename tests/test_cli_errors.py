@@ -149,6 +149,19 @@ def test_bad_combinations(files, args):
     one_line(spyglass_cli(*args, cwd=files), "--call-args", status=2)
 
 
+def test_trace_function_errors(files):
+    (files / "lib.py").write_text("x = 3\ndef f(n):\n    return n\n")
+    one_line(spyglass_cli("trace", "lib.py", "--function", "x", cwd=files), "lib.py", "not a Python function",
+             status=2)
+    # the program fails before its first traced instruction: its error only, no word about the recording
+    result = spyglass_cli("trace", "lib.py", "--function", "f", "--call-args", "1, 2", cwd=files)
+    assert result.returncode == 1
+    assert result.stderr == "TypeError: f() takes 1 positional argument but 2 were given\n", result.stderr
+    result = spyglass_cli("trace", "raise.py", "--function", "f", "-q", cwd=files)
+    assert result.returncode == 1
+    assert result.stderr.rstrip().endswith("ValueError: boom") and "recording" not in result.stderr
+
+
 @pytest.mark.parametrize("args", [
     ["trace", "-q", "--json", "missing/t.json", "ran.py"],
     ["trace", "-q", "--html", "a_dir", "ran.py"],

@@ -90,6 +90,8 @@ def run(args) -> int:
         rec_path = keep
     try:
         status = _record(args, opcodes, rec_path, code, module, call_args)
+        if status and (not os.path.exists(rec_path) or os.path.getsize(rec_path) == 0):
+            return status  # the program failed before its first traced instruction: nothing to show
         try:
             rec = opcodes.read(rec_path)
         except (OSError, ValueError) as e:
@@ -140,6 +142,9 @@ def _record(args, opcodes, rec_path: str, code, module, call_args: tuple) -> int
             func = module.__dict__.get(args.function)
             if func is None:
                 raise UsageError(f"{args.script} defines no {args.function!r}")
+            if not isinstance(func, (types.FunctionType, types.MethodType)):
+                raise UsageError(f"{args.script}: {args.function} is not a Python function "
+                                 f"({type(func).__name__}); --function traces Python functions")
             result = recorder.call(func, *call_args)
             # a generator or coroutine function: run it to the end, traced
             if hasattr(result, "__await__"):
