@@ -194,6 +194,13 @@ def test_ctrl_c_ends_like_python(files, cmd):
     assert "spyglass/" not in err.split("KeyboardInterrupt")[0].replace(os.sep, "/"), err
 
 
+def test_trace_reports_to_stdout(files):
+    result = spyglass_cli("trace", "-q", "--json", "-", "exit3.py", cwd=files)
+    assert result.returncode == 3 and not (files / "-").exists()
+    import json
+    assert json.loads(result.stdout)["events"]
+
+
 def test_version():
     result = subprocess.run([sys.executable, "-m", "spyglass", "--version"], capture_output=True, text=True,
                             timeout=60)

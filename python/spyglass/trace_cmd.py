@@ -10,7 +10,7 @@ import tempfile
 import types
 
 from spyglass.cli_support import (UsageError, check_input_file, check_output_file, compile_script, exit_status,
-                                  non_negative, positive, report_exception, write_output)
+                                  non_negative, positive, report_exception, stdout_for_report, write_output)
 
 
 def register(subparsers) -> None:
@@ -30,9 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--follow", action="store_true", help="also trace called Python functions")
     p.add_argument("--max-depth", type=non_negative, default=8, metavar="N",
                    help="how many calls deep --follow goes (default 8)")
-    p.add_argument("--html", metavar="FILE", help="write a step-through HTML page")
-    p.add_argument("--json", metavar="FILE", help="write the trace as JSON")
-    p.add_argument("--perfetto", metavar="FILE", help="write Chrome trace / Perfetto JSON")
+    p.add_argument("--html", metavar="FILE", help="write a step-through HTML page ('-' for stdout)")
+    p.add_argument("--json", metavar="FILE", help="write the trace as JSON ('-' for stdout)")
+    p.add_argument("--perfetto", metavar="FILE", help="write Chrome trace / Perfetto JSON ('-' for stdout)")
     p.add_argument("--record", metavar="FILE", help="keep the native recording in FILE")
     p.add_argument("--repr", choices=("safe", "full", "none"), default="safe",
                    help="stack values: built-in types only (safe, default), repr() of all (full), "
@@ -74,6 +74,8 @@ def run(args) -> int:
     if args.call_args and args.function is None:
         raise UsageError("--call-args needs --function NAME")
     call_args = _call_args(args.call_args)
+    if args.record == "-":
+        raise UsageError("--record needs a file name (the recording is binary)")
     for option in ("record", "json", "perfetto", "html"):
         if getattr(args, option):
             check_output_file(getattr(args, option), f"--{option}")
@@ -188,5 +190,10 @@ async def _drained(agen):
 
 
 def _write(path: str, option: str, content: str) -> None:
+    if path == "-":  # stdout, as `spyglass watch --json -`
+        out = stdout_for_report()
+        out.write(content + "\n")
+        out.flush()
+        return
     write_output(path, option, content)
     print(f"spyglass trace: wrote {path}", file=sys.stderr)
