@@ -30,3 +30,12 @@ def test_public_names_have_docstrings(name):
         if inspect.isclass(value) or callable(value):
             doc = inspect.getdoc(value) or ""
             assert doc and not doc.startswith(f"{attr}("), f"{name}.{attr} has no docstring"
+
+
+def test_pyc_instructions_refuses_a_live_code_object():
+    from spyglass import pyc
+
+    with pytest.raises(TypeError, match="dis.get_instructions"):
+        pyc.instructions(test_pyc_instructions_refuses_a_live_code_object.__code__)
+    code = pyc.load(pyc.compile_source("x = 1")).code
+    assert all(isinstance(i, pyc.Instruction) for i in pyc.instructions(code)) and pyc.instructions(code)

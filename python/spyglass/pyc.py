@@ -205,6 +205,10 @@ def load(source: Union[str, os.PathLike, bytes, bytearray], *, layout: bool = Fa
 
 def instructions(code: Code, mode: str = "get_instructions") -> list:
     """The instructions of a code object of a loaded .pyc."""
+    if not isinstance(code, Code):
+        hint = " (for a live code object, use dis.get_instructions)" if hasattr(code, "co_code") else ""
+        raise TypeError(f"pyc.instructions takes a pyc.Code from pyc.load(...).codes, "
+                        f"not {type(code).__name__}{hint}")
     return code.instructions(mode)
 
 
