@@ -24,11 +24,12 @@ from typing import Optional
 from spyglass import pyc
 from spyglass.pyc_cli import header_lines
 
-__all__ = ["explain", "to_text", "to_html", "Explanation"]
+__all__ = ["explain", "to_text", "to_html", "Explanation", "TokenRow", "AstRow", "CodeRows"]
 
 
 @dataclass
 class TokenRow:
+    """One token: its `tokenize` kind, text, (line, column) start and end."""
     kind: str
     text: str
     start: tuple
@@ -37,6 +38,7 @@ class TokenRow:
 
 @dataclass
 class AstRow:
+    """One AST node, at `depth` in the tree: class name, a short detail and its position."""
     depth: int
     node: str
     detail: str
@@ -48,6 +50,7 @@ class AstRow:
 
 @dataclass
 class CodeRows:
+    """One code object (by dis order `index`) and its `pyc.Instruction`s."""
     index: int
     qualname: str
     firstlineno: int
@@ -56,6 +59,7 @@ class CodeRows:
 
 @dataclass
 class Explanation:
+    """Every stage of compiling one source: what `explain` returns, `to_text` and `to_html` render."""
     filename: str
     version: tuple
     source_lines: list

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Optional, Union
 from spyglass import _native
 
 __all__ = ["load", "instructions", "compile_source", "magic_table", "Pyc", "Code", "Header",
-           "Instruction", "LayoutEntry", "PycError"]
+           "Instruction", "LayoutEntry", "PycError", "iter_instructions", "disassembly_versions"]
 
 
 class PycError(ValueError):
@@ -34,6 +34,8 @@ class PycError(ValueError):
 
 @dataclass(frozen=True)
 class Header:
+    """The .pyc header: magic number and what it means, flags, and the source
+    mtime and size (timestamp .pyc) or hash (PEP 552 hash-based .pyc)."""
     magic: int
     magic_bytes: bytes
     version: tuple  # (3, minor) of the interpreter that wrote the file
@@ -203,6 +205,10 @@ def load(source: Union[str, os.PathLike, bytes, bytearray], *, layout: bool = Fa
 
 def instructions(code: Code, mode: str = "get_instructions") -> list:
     """The instructions of a code object of a loaded .pyc."""
+    if not isinstance(code, Code):
+        hint = " (for a live code object, use dis.get_instructions)" if hasattr(code, "co_code") else ""
+        raise TypeError(f"pyc.instructions takes a pyc.Code from pyc.load(...).codes, "
+                        f"not {type(code).__name__}{hint}")
     return code.instructions(mode)
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 
 from spyglass import pyc
+from spyglass.cli_support import UsageError, check_output_file, os_error, syntax_error, write_output
 
 CO_FLAGS = [
     (0x1, "OPTIMIZED"), (0x2, "NEWLOCALS"), (0x4, "VARARGS"), (0x8, "VARKEYWORDS"), (0x10, "NESTED"),
@@ -73,21 +74,56 @@ def layout_lines(f: pyc.Pyc) -> list:
     return out
 
 
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise UsageError(os_error(path, e), status=1) from None
+
+
+def _compile(source: bytes, path: str) -> bytes:
+    """The .pyc bytes of `source` as this interpreter writes them; a source
+    that does not compile is a one-line UsageError (file, line, column)."""
+    try:
+        return pyc.compile_source(source, path)
+    except SyntaxError as e:
+        raise UsageError(syntax_error(e, path), status=1) from None
+    except ValueError as e:  # null bytes, on some versions
+        raise UsageError("%s: SyntaxError: %s" % (path, e), status=1) from None
+    except (RecursionError, MemoryError) as e:  # nesting too deep for the compiler
+        raise UsageError("%s: %s: %s" % (path, type(e).__name__, e), status=1) from None
+
+
+def _looks_like_pyc(data: bytes) -> bool:
+    return len(data) >= 4 and data[2:4] == b"\r\n" and data[:2] != b"\r\n"
+
+
 def load_or_compile(path: str, layout: bool = False) -> pyc.Pyc:
     if path.endswith(".py") or path.endswith(".pyw"):
-        with open(path, "rb") as fh:
-            source = fh.read()
-        return pyc.load(pyc.compile_source(source, path), filename=path + " (compiled by this interpreter)",
+        return pyc.load(_compile(_read(path), path), filename=path + " (compiled by this interpreter)",
                         layout=layout)
-    return pyc.load(path, layout=layout)
+    return _load(path, layout)
+
+
+def _load(path: str, layout: bool = False) -> pyc.Pyc:
+    data = _read(path)
+    try:
+        return pyc.load(data, layout=layout, filename=path)
+    except pyc.PycError as e:
+        hint = ""
+        if path.endswith((".py", ".pyw")) or (
+                not path.endswith(".pyc") and not _looks_like_pyc(data) and b"\0" not in data[:512]):
+            hint = " (a source file? `spyglass dis` and `spyglass explain` take .py files)"
+        raise UsageError("%s%s" % (e, hint), status=1) from None
 
 
 def run_pyc(args: argparse.Namespace) -> int:
-    f = pyc.load(args.file, layout=args.layout)
+    f = _load(args.file, layout=args.layout)
     lines = header_lines(f)
     status = None
     if args.source:
-        status, expected, found = f.check_source(args.source)
+        status, expected, found = f.check_source(_read(args.source))
         detail = "" if status != "mismatch" else " (file says %s, source gives %s)" % (expected, found)
         lines.append("source check against %s: %s%s" % (args.source, status, detail))
     lines.append("code objects: %d" % len(f.codes))
@@ -110,12 +146,16 @@ def run_dis(args: argparse.Namespace) -> int:
 def run_explain(args: argparse.Namespace) -> int:
     from spyglass import pipeline
 
-    with open(args.file, "rb") as fh:
-        source = fh.read()
+    if args.html:
+        check_output_file(args.html, "--html")
+    source = _read(args.file)
+    if _looks_like_pyc(source) and not args.file.endswith((".py", ".pyw")):
+        raise UsageError("%s is a .pyc file; explain takes Python source (see `spyglass pyc` and "
+                         "`spyglass dis` for .pyc files)" % args.file)
+    _compile(source, args.file)  # a source that does not compile: one line, before any stage runs
     ex = pipeline.explain(source, args.file)
     if args.html:
-        with open(args.html, "w", encoding="utf-8") as fh:
-            fh.write(pipeline.to_html(ex))
+        write_output(args.html, "--html", pipeline.to_html(ex))
         print("wrote %s" % args.html)
     else:
         sys.stdout.write(pipeline.to_text(ex))
@@ -125,12 +165,21 @@ def run_explain(args: argparse.Namespace) -> int:
 def guarded(fn):
     def run(args: argparse.Namespace) -> int:
         try:
-            return fn(args)
-        except (pyc.PycError, OSError, SyntaxError) as e:
-            print("spyglass %s: %s" % (args.command, e), file=sys.stderr)
-            return 1
-        except BrokenPipeError:  # pragma: no cover - `| head`
+            try:
+                return fn(args)
+            finally:
+                sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader went away
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
             return 0
+        except OSError as e:
+            raise UsageError(os_error(e.filename, e) if e.filename else str(e), status=1) from None
+        except SyntaxError as e:
+            raise UsageError(syntax_error(e), status=1) from None
+        except pyc.PycError as e:
+            raise UsageError(str(e), status=1) from None
     return run
 
 

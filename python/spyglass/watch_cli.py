@@ -21,10 +21,11 @@ import runpy
 import sys
 import threading
 import time
-import traceback
 from typing import Any
 
 from spyglass import watch
+from spyglass.cli_support import (UsageError, check_output_file, exit_status, non_negative, non_negative_float,
+                                  report_exception, startup_error, stdout_for_report, write_output)
 from spyglass.watch import CodeEvent
 
 _DRAIN_EVERY = 4096
@@ -191,7 +192,9 @@ def _module_origin(name: str) -> str | None:
 
 def _run_target(args: argparse.Namespace, main: dict[str, Any]) -> int:
     """Runs the program like `python script.py` / `python -m module`; returns
-    its exit status. `main` receives the file of the module run as __main__."""
+    its exit status. `main` receives the file of the module run as __main__.
+    Raises UsageError if the program could not start (not found, does not
+    compile)."""
     try:
         if args.module:
             sys.argv = [args.module, *args.args]
@@ -203,33 +206,26 @@ def _run_target(args: argparse.Namespace, main: dict[str, Any]) -> int:
             sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
             runpy.run_path(args.script, run_name="__main__")
     except SystemExit as e:
-        if e.code is None:
-            return 0
-        if isinstance(e.code, int):
-            return e.code
-        print(e.code, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        return 130
-    except BaseException:
-        traceback.print_exc()
-        return 1
+        return exit_status(e)
+    except BaseException as e:
+        message = startup_error(e)
+        if message is not None:
+            raise UsageError(message, status=1) from None
+        return report_exception(e)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     if args.module is not None:  # -m takes the rest of the command line
         if args.script is not None or not args.module:
-            print("spyglass watch: -m needs a module name (and comes after the other options)", file=sys.stderr)
-            return 2
+            raise UsageError("-m needs a module name (and comes after the other options)")
         args.module, args.args = args.module[0], args.module[1:]
     if not args.module and not args.script:
-        print("spyglass watch: give a script to run, or -m MODULE", file=sys.stderr)
-        return 2
+        raise UsageError("give a script to run, or -m MODULE")
     if args.script and not os.path.exists(args.script):
-        print(f"spyglass watch: no such file: {args.script}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no such file: {args.script}")
+    if args.json:
+        check_output_file(args.json, "--json")
     target = f"-m {args.module}" if args.module else args.script
     destroy = CodeEvent.DESTROY in watch.supported_events()
     title = f"spyglass watch: {target} (CPython {sys.version.split()[0]}, {watch.BACKEND})"
@@ -264,16 +260,17 @@ def run(args: argparse.Namespace) -> int:
             "backend": watch.BACKEND,
             "events": sorted(e.name for e in watch.supported_events()),
             "target": target,
-            "exit_status": status,
+            "exit_status": int(status),
             "seconds": round(seconds, 6),
             **summary,
         }
         text = json.dumps(report, indent=2) + "\n"
         if args.json == "-":
-            sys.stdout.write(text)
+            out = stdout_for_report()
+            out.write(text)
+            out.flush()
         else:
-            with open(args.json, "w", encoding="utf-8") as f:
-                f.write(text)
+            write_output(args.json, "--json", text)
     return status
 
 
@@ -281,17 +278,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "watch",
         help="run a program and count the code objects it creates and destroys, per module",
-        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        description=__doc__.split("\n\n")[0].replace("\n", " ").replace("`spyglass watch`: run", "Run"),
     )
     parser.add_argument("--json", metavar="PATH", help="write the summary as JSON to PATH ('-' for stdout)")
-    parser.add_argument("--top", type=int, default=25, metavar="N",
+    parser.add_argument("--top", type=non_negative, default=25, metavar="N",
                         help="modules shown in the text summary (default 25; 0 for all)")
-    parser.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+    parser.add_argument("--interval", type=non_negative_float, default=1.0, metavar="SECONDS",
                         help="refresh period of the live view (default 1; 0 turns it off)")
     live = parser.add_mutually_exclusive_group()
     live.add_argument("--live", dest="live", action="store_true", default=None,
                       help="redraw a live summary on stderr (default: when stderr is a terminal)")
-    live.add_argument("--no-live", dest="live", action="store_false")
+    live.add_argument("--no-live", dest="live", action="store_false", help="never redraw a live summary")
     parser.add_argument("-q", "--quiet", action="store_true", help="no text summary")
     parser.add_argument("-m", dest="module", nargs=argparse.REMAINDER, metavar="MODULE ...",
                         help="run a module, like python -m (the rest of the line is its arguments)")

@@ -32,6 +32,10 @@ unsafe extern "C" fn release_value(value: *mut c_void) {
     }
 }
 
+/// A per-code-object store made by `spyglass.code.extra(name)`:
+/// `store[code]`, `store[code] = value`, `del store[code]`, `code in store`,
+/// `get`, `setdefault`, `pop`. It cannot list its keys (CPython keeps no
+/// index of code objects).
 #[pyclass(module = "spyglass._native", name = "CodeExtra", frozen)]
 pub struct CodeExtra {
     name: String,
