@@ -144,6 +144,19 @@ _sandbox_counter = [0]
 
 
 class BaseTracer(metaclass=_TracerMeta):
+    """Base class of source-level tracers (Pyccolo's model).
+
+    Methods decorated with an event (`@spyglass.after_binop`,
+    `@spyglass.register_handler(ast.Name, when=...)`) are called as
+    `handler(self, ret, node, frame, event, **kwargs)` with the real `ast`
+    node; a returned value replaces the expression (None: no change,
+    `spyglass.Null`: None, `Skip`/`SkipAll`: stop this tracer's / every
+    tracer's remaining handlers). Activate with `with MyTracer:` (class or
+    instance); run code with `exec`/`eval`/`compile`/`instrumented`, or let
+    the import hook instrument files `should_instrument_file` accepts. See
+    docs/events.md for the events and docs/architecture.md for the design.
+    """
+
     #: handle events that fire while another event is being handled
     allow_reentrant_events = False
     #: handle events from threads other than the main one
