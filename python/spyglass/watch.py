@@ -245,8 +245,9 @@ class CodeConsumer(Protocol):
     code object first runs (3.11), so it must not assume the code has run
     and should be quick. Its exceptions are reported as unraisable and do
     not reach the program. Code objects it creates itself are not handed
-    back to it. The bytecode tracer implements it by enabling its
-    per-instruction events on the code object; the source-level engine by
+    back to it. The bytecode tracer (`spyglass.opcodes.Trace`, `Recorder`)
+    implements it by making the code object a root of the trace, traced
+    wherever it runs while the trace is active; the source-level engine by
     mapping the code object to its tables.
     """
 
