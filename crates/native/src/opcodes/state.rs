@@ -95,6 +95,10 @@ pub struct TraceState {
 }
 
 /// Hashes pointer-sized keys (code object addresses) with one multiply.
+/// The high half of the product is folded into the low half: the table
+/// indexes buckets by the low bits, and those of a product only depend on
+/// the low bits of the address, which alignment makes nearly constant (a
+/// root set of 20,000 code objects was ~20x slower to fill without it).
 #[derive(Default, Clone, Copy)]
 pub struct PtrHash;
 
@@ -117,7 +121,8 @@ impl std::hash::Hasher for PtrHasher {
         }
     }
     fn write_usize(&mut self, v: usize) {
-        self.0 = (v as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h = (v as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
     }
 }
 
