@@ -206,8 +206,14 @@ def _code_of(func: Any) -> types.CodeType:
     )
 
 
+_OWN_DIR = os.path.dirname(__file__) + os.sep
+
+
 def _own_code(code: types.CodeType) -> bool:
-    return os.path.dirname(code.co_filename) == os.path.dirname(__file__)
+    """Whether ``code`` comes from a module of this package's own directory
+    (a prefix test: it runs in every ``on_new_code``)."""
+    name = code.co_filename
+    return name.startswith(_OWN_DIR) and os.sep not in name[len(_OWN_DIR):]
 
 
 class _Codes:
