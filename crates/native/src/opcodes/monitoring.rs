@@ -67,7 +67,7 @@ unsafe fn fail() -> *mut ffi::PyObject {
 /// # Safety
 /// Called from an INSTRUCTION event with the GIL held; `ts` is this thread's
 /// state and `code` the code object the event names.
-#[inline]
+#[inline(always)]
 unsafe fn handle_instruction(
     tool: *mut ffi::PyObject,
     ts: *mut ffi::PyThreadState,
@@ -90,6 +90,39 @@ unsafe fn handle_instruction(
     })
 }
 
+/// The rare path of an instruction event: the frame runs a root that was
+/// already running when the trace started (3.12+). Prepares its code, then
+/// handles the event again. None: preparing failed (the error is stored).
+///
+/// # Safety
+/// As [`handle_instruction`]; `iframe` is the current frame, executing `code`.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn prepare_then_instruction(
+    tool: *mut ffi::PyObject,
+    ts: *mut ffi::PyThreadState,
+    code: *mut ffi::PyObject,
+    offset: usize,
+    iframe: *mut layout::IFrame,
+    depth: u32,
+    root_depth: u32,
+    root: bool,
+) -> Option<(Deliver, bool, bool)> {
+    // SAFETY: forwarded (see above).
+    unsafe {
+        match super::prepare_frame(code, iframe, depth, root_depth, root, |_| EnterKind::Resume) {
+            super::Prepared::Failed => None,
+            super::Prepared::NotTraced => Some((Deliver::Nothing, false, false)),
+            super::Prepared::Traced => {
+                let (again, _, failed, may_raise) = handle_instruction(tool, ts, code, offset);
+                let again = if matches!(again, Deliver::Prepare { .. }) { Deliver::Nothing } else { again };
+                Some((again, failed, may_raise))
+            }
+        }
+    }
+}
+
 unsafe extern "C" fn on_instruction(
     slf: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
@@ -109,16 +142,10 @@ unsafe extern "C" fn on_instruction(
         let ts = ffi::PyThreadState_Get();
         let (mut d, iframe, mut failed, mut may_raise) = handle_instruction(slf, ts, code, offset as usize);
         if let Deliver::Prepare { depth, root_depth, root } = d {
-            // a root frame that was already running when the trace started
-            d = match super::prepare_frame(code, iframe, depth, root_depth, root, |_| EnterKind::Resume) {
-                super::Prepared::Failed => return fail(),
-                super::Prepared::NotTraced => Deliver::Nothing,
-                super::Prepared::Traced => {
-                    let again;
-                    (again, _, failed, may_raise) = handle_instruction(slf, ts, code, offset as usize);
-                    if matches!(again, Deliver::Prepare { .. }) { Deliver::Nothing } else { again }
-                }
-            };
+            match prepare_then_instruction(slf, ts, code, offset as usize, iframe, depth, root_depth, root) {
+                Some(again) => (d, failed, may_raise) = again,
+                None => return fail(),
+            }
         }
         if failed {
             return fail();

@@ -155,8 +155,9 @@ impl Active {
     }
 
     /// As [`Active::with`], for a caller that already has the thread state
-    /// (`PyThreadState_Get()` of the current thread, GIL held).
-    #[inline]
+    /// (`PyThreadState_Get()` of the current thread, GIL held). Always
+    /// inlined: it is on the per-instruction path.
+    #[inline(always)]
     pub fn with_ts<R>(&self, ts: *mut ffi::PyThreadState, f: impl FnOnce(&RefCell<Option<Box<TraceState>>>) -> R) -> R {
         // SAFETY: the GIL is held (see the callers), so no other thread
         // touches the registry concurrently.
