@@ -37,6 +37,7 @@ import json
 import os
 import sys
 import sysconfig
+import threading
 import types
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -205,8 +206,14 @@ def _code_of(func: Any) -> types.CodeType:
     )
 
 
+_OWN_DIR = os.path.dirname(__file__) + os.sep
+
+
 def _own_code(code: types.CodeType) -> bool:
-    return os.path.dirname(code.co_filename) == os.path.dirname(__file__)
+    """Whether ``code`` comes from a module of this package's own directory
+    (a prefix test: it runs in every ``on_new_code``)."""
+    name = code.co_filename
+    return name.startswith(_OWN_DIR) and os.sep not in name[len(_OWN_DIR):]
 
 
 class _Codes:
@@ -252,7 +259,7 @@ class _Session:
 
     def __init__(self, roots: list[types.CodeType], *, callback=None, record=None, reprs="safe",
                  max_repr=80, max_values=8, max_events=10_000_000, follow=False, max_depth=8,
-                 filter=None, check_depths=False):
+                 filter=None, check_depths=False, root_set=None, lock=None):
         _check()
         if max_depth < 0:
             raise ValueError("max_depth must be >= 0")
@@ -262,7 +269,11 @@ class _Session:
         self.tool: int | None = None
         self.installed = False
         self.finished = False
-        kwargs = dict(follow=follow, max_depth=max_depth)
+        self.root_set = root_set
+        # held while the session's monitoring events change: `root_added`
+        # may run on another thread (code objects are created anywhere)
+        self._lock = lock if lock is not None else threading.RLock()
+        kwargs = dict(follow=follow, max_depth=max_depth, roots=root_set)
         if record is not None:
             kwargs.update(record=os.fspath(record), reprs=reprs, max_repr=max_repr,
                           max_values=max_values, max_events=max_events)
@@ -272,9 +283,10 @@ class _Session:
         for code in roots:
             self.tracer.add_root(code, self.table.info(code))
 
-    # called by the native side for a code object reached by following calls
-    def _prepare(self, code: types.CodeType, depth: int):
-        if _own_code(code) or (self.filter is not None and not self.filter(code)):
+    # called by the native side when a code object first runs in the trace:
+    # a root (handed to on_new_code) or one reached by following calls
+    def _prepare(self, code: types.CodeType, depth: int, root: bool = False):
+        if _own_code(code) or (not root and self.filter is not None and not self.filter(code)):
             return None
         info = self.table.info(code)
         if self.tool is not None:
@@ -283,6 +295,10 @@ class _Session:
         return info
 
     def install(self) -> None:
+        with self._lock:
+            self._install()
+
+    def _install(self) -> None:
         if self.installed:
             return
         if sys.version_info >= (3, 12):
@@ -310,6 +326,9 @@ class _Session:
             M.set_events(tool, glob)
             for code in self.table.codes:
                 M.set_local_events(tool, code, self._local_mask)
+            if self.root_set is not None:
+                for code in self.root_set.codes():
+                    M.set_local_events(tool, code, self._local_mask)
         else:
             current = sys.gettrace()
             if current is not None and not isinstance(current, _N.Reinstall):
@@ -320,6 +339,10 @@ class _Session:
         self.installed = True
 
     def uninstall(self) -> None:
+        with self._lock:
+            self._uninstall()
+
+    def _uninstall(self) -> None:
         if not self.installed:
             return
         self.installed = False
@@ -328,10 +351,20 @@ class _Session:
             tool, self.tool = self.tool, None
             for code in self.table.codes:
                 M.set_local_events(tool, code, 0)
+            if self.root_set is not None:
+                for code in self.root_set.codes():
+                    M.set_local_events(tool, code, 0)
             M.set_events(tool, 0)
             for name in self._callback_names:
                 M.register_callback(tool, getattr(M.events, name), None)
             M.free_tool_id(tool)
+
+    def root_added(self, code: types.CodeType) -> None:
+        """A code object joined the root set: 3.12+ turns its events on now
+        if this session is installed (3.11's trace function sees every call)."""
+        with self._lock:
+            if self.tool is not None and self.installed:
+                sys.monitoring.set_local_events(self.tool, code, self._local_mask)
 
     def activate(self, boundary) -> None:
         """`boundary`: the running frame that makes the traced call."""
@@ -354,18 +387,66 @@ def _raise_callback_error(err: BaseException, pending: BaseException | None) -> 
     raise err
 
 
-class Trace:
+class _Roots:
+    """Roots handed over by `spyglass.watch.auto_instrument` (``on_new_code``),
+    shared by `Trace` and `Recorder`."""
+
+    def _init_roots(self, block: bool) -> None:
+        self.block = block
+        self._root_set = _N.RootSet()
+        self._live: list[_Session] = []  # sessions not finished yet
+        self._lock = threading.RLock()  # guards `_live` and the sessions' events
+
+    def on_new_code(self, code: types.CodeType) -> None:
+        """Makes ``code`` a root of this trace: wherever it runs on the
+        tracing thread while the trace is active, its instructions are
+        delivered (and, with ``follow``, its callees'). It takes effect at
+        once if the trace is active (3.12+ enables the code's events now),
+        else at the next activation. Cheap: the analysis of the code waits
+        until it first runs traced. The trace keeps a reference to the code
+        object until the trace is dropped or `clear_roots()` is called.
+        """
+        if not isinstance(code, types.CodeType):
+            raise TypeError(f"on_new_code expects a code object, not {type(code).__name__}")
+        if _own_code(code) or not self._root_set.add(code):
+            return
+        with self._lock:
+            for session in self._live:
+                session.root_added(code)
+
+    def clear_roots(self) -> None:
+        """Forgets the roots handed to `on_new_code` (sessions already
+        running keep tracing the ones they have met)."""
+        self._root_set.clear()
+
+    @property
+    def roots(self) -> list[types.CodeType]:
+        """The code objects handed to `on_new_code`, in no particular order."""
+        return self._root_set.codes()
+
+    def _started(self, session: "_Session") -> "_Session":
+        with self._lock:
+            self._live.append(session)
+        return session
+
+
+class Trace(_Roots):
     """Trace one call (``.call``) or a block (``with``) instruction by instruction.
 
     ``callback(stack, frame, instr)`` runs before every traced instruction;
     without one, ``Step`` tuples are collected in ``.steps``. ``follow``
     also traces called Python functions up to ``max_depth`` calls below the
-    traced one, where ``filter(code)`` is true.
+    traced one (or below a root), where ``filter(code)`` is true.
+
+    Code objects handed to ``on_new_code`` (see `spyglass.watch.auto_instrument`)
+    are traced wherever they run while the trace is active. With
+    ``block=False``, ``with trace:`` traces only those, not the block itself.
     """
 
     def __init__(self, func: Any = None, callback: Callable | None = None, *, follow: bool = False,
                  max_depth: int = 8, filter: Callable[[types.CodeType], bool] | None = None,
-                 _check_depths: bool = False):
+                 block: bool = True, _check_depths: bool = False):
+        self._init_roots(block)
         self.func = func
         self.code = _code_of(func) if func is not None else None
         self.steps: list[Step] = []
@@ -383,8 +464,9 @@ class Trace:
         self.steps.append(Step(stack, frame, instr))
 
     def _session(self, roots):
-        return _Session(roots, callback=self.callback, follow=self.follow, max_depth=self.max_depth,
-                        filter=self.filter, check_depths=self._check_depths)
+        return self._started(_Session(roots, callback=self.callback, follow=self.follow, max_depth=self.max_depth,
+                                      filter=self.filter, check_depths=self._check_depths,
+                                      root_set=self._root_set, lock=self._lock))
 
     def call(self, *args, **kwargs):
         """Calls ``func(*args, **kwargs)`` under the trace and returns its result.
@@ -401,11 +483,9 @@ class Trace:
 
     def __enter__(self):
         frame = sys._getframe(1)
-        session = self._session([frame.f_code])
-        session.install()
-        session.tracer.adopt(frame)
+        session, boundary = _enter_block(self, frame)
         self._block, self._block_frame = session, frame
-        session.activate(frame.f_back)
+        session.activate(boundary)
         return self
 
     def __exit__(self, et, ev, tb):
@@ -414,13 +494,27 @@ class Trace:
         try:
             session.deactivate()
         finally:
-            if sys.version_info < (3, 12):
+            if self.block and sys.version_info < (3, 12):
                 frame.f_trace_opcodes = False
         err = session.take_error()
         _finish(session, self)
         if err is not None:
             _raise_callback_error(err, ev)
         return False
+
+
+def _enter_block(owner, frame):
+    """The session of a ``with`` block and its boundary frame. With ``block``
+    the frame running the ``with`` is traced from here on; without, only
+    the roots are, and the frame running the ``with`` is the boundary."""
+    if not owner.block:
+        session = owner._session([])
+        session.install()
+        return session, frame
+    session = owner._session([frame.f_code])
+    session.install()
+    session.tracer.adopt(frame)
+    return session, frame.f_back
 
 
 def _run(session: _Session, func, args, kwargs, owner):
@@ -448,6 +542,9 @@ def _finish(session: _Session, owner) -> None:
     if session.finished:
         return
     session.finished = True
+    with owner._lock:
+        if session in owner._live:
+            owner._live.remove(session)
     try:
         owner.stats = session.tracer.stats()
         owner.codes = session.table.codes
@@ -586,7 +683,7 @@ def suspended_stack(gen: Any) -> list:
 
 # ---------------------------------------------------------------- recorder
 
-class Recorder:
+class Recorder(_Roots):
     """Records every instruction of a call or block to ``path`` natively.
 
     ``reprs``: "none" (depths only), "safe" (values of built-in types, no
@@ -594,11 +691,15 @@ class Recorder:
     every value, which may run the program's own ``__repr__``). At most
     ``max_values`` top-of-stack values of at most ``max_repr`` characters
     are kept per instruction; recording stops after ``max_events``.
+    Roots handed to ``on_new_code`` are recorded as `Trace` traces them;
+    with ``block=False``, ``with recorder:`` records only those.
     """
 
     def __init__(self, path, *, reprs: str = "safe", max_repr: int = 80, max_values: int = 8,
                  max_events: int = 10_000_000, follow: bool = False, max_depth: int = 8,
-                 filter: Callable[[types.CodeType], bool] | None = None, meta: dict | None = None):
+                 filter: Callable[[types.CodeType], bool] | None = None, meta: dict | None = None,
+                 block: bool = True):
+        self._init_roots(block)
         self.path = os.fspath(path)
         self.options = dict(reprs=reprs, max_repr=max_repr, max_values=max_values, max_events=max_events,
                             follow=follow, max_depth=max_depth, filter=filter)
@@ -608,7 +709,8 @@ class Recorder:
         self._block = None
 
     def _session(self, roots):
-        return _Session(roots, record=self.path, **self.options)
+        return self._started(_Session(roots, record=self.path, root_set=self._root_set, lock=self._lock,
+                                      **self.options))
 
     def call(self, func, *args, **kwargs):
         session = self._session([_code_of(func)])
@@ -623,18 +725,16 @@ class Recorder:
 
     def __enter__(self):
         frame = sys._getframe(1)
-        session = self._session([frame.f_code])
-        session.install()
-        session.tracer.adopt(frame)
+        session, boundary = _enter_block(self, frame)
         self._block = (session, frame)
-        session.activate(frame.f_back)
+        session.activate(boundary)
         return self
 
     def __exit__(self, et, ev, tb):
         session, frame = self._block
         self._block = None
         session.deactivate()
-        if sys.version_info < (3, 12):
+        if self.block and sys.version_info < (3, 12):
             frame.f_trace_opcodes = False
         _finish(session, self)
         return False

@@ -245,8 +245,11 @@ class CodeConsumer(Protocol):
     code object first runs (3.11), so it must not assume the code has run
     and should be quick. Its exceptions are reported as unraisable and do
     not reach the program. Code objects it creates itself are not handed
-    back to it. See docs/watch.md for what the source-level tracer
-    (`BaseTracer.on_new_code`) does with it.
+    back to it. The bytecode tracer (`spyglass.opcodes.Trace`, `Recorder`)
+    makes the code object a root of the trace, traced wherever it runs while
+    the trace is active; the source-level tracer (`BaseTracer`) makes the
+    functions later created from it run its instrumented twin (3.12+). See
+    docs/watch.md.
 
     Optional: `on_auto_instrument(accept)` / `on_auto_instrument_end(accept)`
     are called when auto_instrument starts and stops, with its file filter.

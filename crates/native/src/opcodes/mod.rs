@@ -39,17 +39,21 @@ fn require_verified() -> PyResult<()> {
 /// depths or None, instrs or None, flags bytes).
 pub(crate) fn register_code(st: &mut TraceState, info: &Bound<'_, PyAny>, code: *mut ffi::PyObject, root: bool) -> PyResult<()> {
     let py = info.py();
-    if info.is_none() {
-        st.codes.entry(code as usize).or_insert(None);
-        return Ok(());
-    }
-    if st.codes.contains_key(&(code as usize)) {
-        // already known (a code reached twice): entries are never replaced,
-        // see TraceState::code_info
-        return Ok(());
-    }
     // SAFETY: `code` is a live object passed by the interpreter or by Python.
     let code_obj = unsafe { Bound::from_borrowed_ptr(py, code) };
+    if info.is_none() {
+        if !st.codes.contains_key(&(code as usize)) {
+            st.codes.insert(code as usize, None);
+            st.rejected.push(code_obj.unbind());
+        }
+        return Ok(());
+    }
+    if matches!(st.codes.get(&(code as usize)), Some(Some(_))) {
+        // already prepared (a code reached twice): prepared entries are
+        // never replaced, see TraceState::code_info. A `None` entry (not
+        // traced when followed) gives way to a root.
+        return Ok(());
+    }
     if !code_obj.is_instance_of::<pyo3::types::PyCode>() {
         return Err(PyTypeError::new_err("expected a code object"));
     }
@@ -80,6 +84,128 @@ pub(crate) fn register_code(st: &mut TraceState, info: &Bound<'_, PyAny>, code: 
         })),
     );
     Ok(())
+}
+
+/// How preparing a frame's code went (see [`prepare_frame`]).
+pub(crate) enum Prepared {
+    Traced,
+    NotTraced,
+    /// Python's `prepare` or the registration failed: the error is stored
+    /// and the trace stopped.
+    Failed,
+}
+
+/// Calls Python's `prepare(code, depth, root)` (filter, stack-depth
+/// analysis, `Instr` objects) outside any borrow of the state, registers
+/// the result and, when the code is traced, places the frame with the entry
+/// kind `kind` gives once the code is registered (3.11 reads it from the
+/// code's flags).
+///
+/// # Safety
+/// The GIL is held; `iframe` is the frame executing `code` on this thread
+/// (it stays live and in place while `prepare` runs: a running frame is
+/// never moved), at a frame event of `kind`.
+pub(crate) unsafe fn prepare_frame(
+    code: *mut ffi::PyObject,
+    iframe: *mut layout::IFrame,
+    depth: u32,
+    root_depth: u32,
+    root: bool,
+    kind: impl Fn(&state::TraceState) -> state::EnterKind,
+) -> Prepared {
+    // SAFETY: the GIL is held (see above).
+    let py = unsafe { Python::assume_attached() };
+    let prepare = ACTIVE.with(|c| c.try_borrow().ok().and_then(|g| g.as_ref().map(|st| st.prepare.clone_ref(py))));
+    let Some(prepare) = prepare else { return Prepared::NotTraced };
+    // SAFETY: `code` is the live code object of the executing frame.
+    let code_obj = unsafe { Bound::from_borrowed_ptr(py, code) };
+    let prepared = prepare.bind(py).call1((code_obj, depth, root));
+    ACTIVE.with(|c| {
+        let Ok(mut g) = c.try_borrow_mut() else { return Prepared::NotTraced };
+        let Some(st) = g.as_mut() else { return Prepared::NotTraced };
+        let registered = prepared.and_then(|info| register_code(st, &info, code, root));
+        if let Err(e) = registered {
+            st.error.get_or_insert(e);
+            st.stopped = true;
+            return Prepared::Failed;
+        }
+        if st.code_info(code as usize).is_none() {
+            return Prepared::NotTraced;
+        }
+        // an event inside `prepare` may have placed it already
+        if !st.frames.iter().any(|e| e.iframe == iframe && e.code == code as usize) {
+            let kind = kind(st);
+            st.push(iframe, code as usize, depth, root_depth, true, kind);
+        }
+        Prepared::Traced
+    })
+}
+
+/// The code objects handed to a trace as roots (`Trace.on_new_code`),
+/// shared with the native state of each of the trace's sessions. Holds a
+/// reference to each code object (so its address is not reused) until it
+/// is cleared or dropped. Usable from any thread: code objects are created
+/// on whichever thread imports or compiles them.
+#[pyclass(module = "spyglass._native.opcodes")]
+pub struct RootSet {
+    roots: state::Roots,
+}
+
+#[pymethods]
+impl RootSet {
+    #[new]
+    fn new() -> Self {
+        RootSet { roots: Default::default() }
+    }
+
+    /// Adds a code object; false if it was already there.
+    fn add(&self, code: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !code.is_instance_of::<pyo3::types::PyCode>() {
+            return Err(PyTypeError::new_err(format!("expected a code object, not {}", code.get_type().name()?)));
+        }
+        let keep = code.clone().unbind();
+        let mut m = state::lock_roots(&self.roots);
+        let key = code.as_ptr() as usize;
+        if m.contains_key(&key) {
+            drop(m);
+            return Ok(false); // `keep` is released after the lock
+        }
+        m.insert(key, keep);
+        Ok(true)
+    }
+
+    fn __contains__(&self, code: &Bound<'_, PyAny>) -> bool {
+        state::lock_roots(&self.roots).contains_key(&(code.as_ptr() as usize))
+    }
+
+    fn __len__(&self) -> usize {
+        state::lock_roots(&self.roots).len()
+    }
+
+    /// The code objects, in no particular order.
+    fn codes(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        state::lock_roots(&self.roots).values().map(|c| c.clone_ref(py)).collect()
+    }
+
+    fn clear(&self) {
+        // the references are released after the lock (a deallocation may
+        // run Python code)
+        let old = std::mem::take(&mut *state::lock_roots(&self.roots));
+        drop(old);
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if let Ok(m) = self.roots.try_lock() {
+            for c in m.values() {
+                visit.call(c)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.clear();
+    }
 }
 
 /// One bytecode trace. Its state lives here while inactive and in a
@@ -117,6 +243,9 @@ impl Tracer {
             if let Sink::Callback(cb) = &st.sink {
                 visit.call(cb)?;
             }
+            for c in &st.rejected {
+                visit.call(c)?;
+            }
             for info in st.codes.values().flatten() {
                 visit.call(&info.code)?;
                 for i in info.instrs.iter().flatten() {
@@ -134,7 +263,7 @@ impl Tracer {
     }
 
     #[new]
-    #[pyo3(signature = (prepare, null, callback=None, record=None, reprs="safe", max_repr=80, max_values=8, max_events=u64::MAX, follow=false, max_depth=8))]
+    #[pyo3(signature = (prepare, null, callback=None, record=None, reprs="safe", max_repr=80, max_values=8, max_events=u64::MAX, follow=false, max_depth=8, roots=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         prepare: Py<PyAny>,
@@ -147,6 +276,7 @@ impl Tracer {
         max_events: u64,
         follow: bool,
         max_depth: u32,
+        roots: Option<PyRef<'_, RootSet>>,
     ) -> PyResult<Self> {
         require_verified()?;
         let sink = match (callback, record) {
@@ -174,6 +304,8 @@ impl Tracer {
                 max_depth,
                 boundary: std::ptr::null_mut(),
                 codes: HashMap::with_hasher(state::PtrHash),
+                rejected: Vec::new(),
+                roots: roots.map(|r| r.roots.clone()),
                 last_code: std::cell::Cell::new((0, std::ptr::null())),
                 frames: Vec::new(),
                 error: None,
@@ -270,7 +402,7 @@ impl Tracer {
                     return Err(PyValueError::new_err("the frame's code is not registered"));
                 }
                 if !st.frames.iter().any(|e| e.iframe == iframe) {
-                    st.push(iframe, code, 0, true, state::EnterKind::Resume);
+                    st.push(iframe, code, 0, 0, true, state::EnterKind::Resume);
                 }
                 #[cfg(not(Py_3_12))]
                 layout::set_trace_opcodes(f, true);
@@ -493,6 +625,7 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = parent.py();
     let m = PyModule::new(py, "opcodes")?;
     m.add_class::<Tracer>()?;
+    m.add_class::<RootSet>()?;
     m.add_function(wrap_pyfunction!(layout_check, &m)?)?;
     m.add_function(wrap_pyfunction!(mirror_version, &m)?)?;
     m.add_function(wrap_pyfunction!(suspended_stack, &m)?)?;

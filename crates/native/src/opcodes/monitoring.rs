@@ -61,6 +61,68 @@ unsafe fn fail() -> *mut ffi::PyObject {
     std::ptr::null_mut()
 }
 
+/// The instruction event under the state's borrow: what to deliver, the
+/// frame, whether the trace stopped, whether rendering may have raised.
+///
+/// # Safety
+/// Called from an INSTRUCTION event with the GIL held; `ts` is this thread's
+/// state and `code` the code object the event names.
+#[inline(always)]
+unsafe fn handle_instruction(
+    tool: *mut ffi::PyObject,
+    ts: *mut ffi::PyThreadState,
+    code: *mut ffi::PyObject,
+    offset: usize,
+) -> (Deliver, *mut layout::IFrame, bool, bool) {
+    ACTIVE.with_ts(ts, |c| {
+        let nothing = (Deliver::Nothing, std::ptr::null_mut(), false, false);
+        let Ok(mut g) = c.try_borrow_mut() else { return nothing };
+        let Some(st) = g.as_mut() else { return nothing };
+        if st.stopped || st.tool != tool {
+            return nothing;
+        }
+        // SAFETY: the GIL is held and `ts` is this thread's state (see the caller).
+        let Some(iframe) = (unsafe { current_on(ts, code) }) else { return nothing };
+        // SAFETY: `iframe` is the current frame, executing `code`, stopped
+        // before the instruction at `offset` (an INSTRUCTION event).
+        let d = unsafe { state::instruction(st, iframe, code as usize, offset) };
+        (d, iframe, st.stopped, st.may_raise)
+    })
+}
+
+/// The rare path of an instruction event: the frame runs a root that was
+/// already running when the trace started (3.12+). Prepares its code, then
+/// handles the event again. None: preparing failed (the error is stored).
+///
+/// # Safety
+/// As [`handle_instruction`]; `iframe` is the current frame, executing `code`.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn prepare_then_instruction(
+    tool: *mut ffi::PyObject,
+    ts: *mut ffi::PyThreadState,
+    code: *mut ffi::PyObject,
+    offset: usize,
+    iframe: *mut layout::IFrame,
+    depth: u32,
+    root_depth: u32,
+    root: bool,
+) -> Option<(Deliver, bool, bool)> {
+    // SAFETY: forwarded (see above).
+    unsafe {
+        match super::prepare_frame(code, iframe, depth, root_depth, root, |_| EnterKind::Resume) {
+            super::Prepared::Failed => None,
+            super::Prepared::NotTraced => Some((Deliver::Nothing, false, false)),
+            super::Prepared::Traced => {
+                let (again, _, failed, may_raise) = handle_instruction(tool, ts, code, offset);
+                let again = if matches!(again, Deliver::Prepare { .. }) { Deliver::Nothing } else { again };
+                Some((again, failed, may_raise))
+            }
+        }
+    }
+}
+
 unsafe extern "C" fn on_instruction(
     slf: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
@@ -77,21 +139,14 @@ unsafe extern "C" fn on_instruction(
             ffi::PyErr_Clear();
             return none();
         }
-        let mut failed = false;
-        let mut may_raise = false;
         let ts = ffi::PyThreadState_Get();
-        let d = ACTIVE.with_ts(ts, |c| {
-            let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
-            let Some(st) = g.as_mut() else { return Deliver::Nothing };
-            if st.stopped || st.tool != slf {
-                return Deliver::Nothing;
+        let (mut d, iframe, mut failed, mut may_raise) = handle_instruction(slf, ts, code, offset as usize);
+        if let Deliver::Prepare { depth, root_depth, root } = d {
+            match prepare_then_instruction(slf, ts, code, offset as usize, iframe, depth, root_depth, root) {
+                Some(again) => (d, failed, may_raise) = again,
+                None => return fail(),
             }
-            let Some(iframe) = current_on(ts, code) else { return Deliver::Nothing };
-            let d = state::instruction(st, iframe, code as usize, offset as usize);
-            failed = st.stopped;
-            may_raise = st.may_raise;
-            d
-        });
+        }
         if failed {
             return fail();
         }
@@ -117,42 +172,15 @@ unsafe fn enter(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: fn() -
             }
             let iframe = current(code)?;
             match st.lookup(iframe, code as usize, kind()) {
-                Lookup::NeedPrepare { depth } => Some((st.prepare.clone_ref(Python::assume_attached()), depth)),
+                Lookup::NeedPrepare { depth, root_depth, root } => Some((iframe, depth, root_depth, root)),
                 _ => None,
             }
         });
-        let Some((prepare, depth)) = need else { return none() };
-        let py = Python::assume_attached();
-        let code_obj = Bound::from_borrowed_ptr(py, code);
-        let prepared = prepare.bind(py).call1((code_obj, depth));
-        let ok = ACTIVE.with(|c| {
-            let Ok(mut g) = c.try_borrow_mut() else { return true };
-            let Some(st) = g.as_mut() else { return true };
-            match prepared {
-                Err(e) => {
-                    st.error.get_or_insert(e);
-                    st.stopped = true;
-                    false
-                }
-                Ok(info) => {
-                    if let Err(e) = super::register_code(st, &info, code, false) {
-                        st.error.get_or_insert(e);
-                        st.stopped = true;
-                        return false;
-                    }
-                    if st.code_info(code as usize).is_some() {
-                        if let Some(iframe) = current(code) {
-                            st.push(iframe, code as usize, depth, true, kind());
-                        }
-                    }
-                    true
-                }
-            }
-        });
-        if !ok {
-            return fail();
+        let Some((iframe, depth, root_depth, root)) = need else { return none() };
+        match super::prepare_frame(code, iframe, depth, root_depth, root, |_| kind()) {
+            super::Prepared::Failed => fail(),
+            _ => none(),
         }
-        none()
     }
 }
 

@@ -36,8 +36,25 @@ pub struct FrameEntry {
     pub iframe: *mut IFrame,
     pub code: usize,
     pub depth: u32,
+    /// The call depth of the nearest root frame at or below this one:
+    /// `follow` goes at most `max_depth` calls above it.
+    pub root_depth: u32,
     pub serial: u64,
     pub traced: bool,
+}
+
+/// The code objects handed to a trace as roots (`on_new_code`), shared by
+/// the trace's Python object (`RootSet`) and the native state of each of its
+/// sessions. A lock of its own, never held while Python code runs (nor
+/// across anything that could release the GIL), so a root can be added at
+/// any moment: from inside code creation while an event is being delivered
+/// on this thread, or from another thread that creates code objects.
+pub type Roots = std::sync::Arc<std::sync::Mutex<HashMap<usize, Py<PyAny>, PtrHash>>>;
+
+/// Locks the roots (a poisoned lock only means a panic elsewhere: the map
+/// itself is always consistent).
+pub fn lock_roots(r: &Roots) -> std::sync::MutexGuard<'_, HashMap<usize, Py<PyAny>, PtrHash>> {
+    r.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 pub enum Sink {
@@ -53,6 +70,11 @@ pub struct TraceState {
     pub max_depth: u32,
     pub boundary: *mut IFrame,
     pub codes: HashMap<usize, Option<Box<CodeInfo>>, PtrHash>,
+    /// References to the codes registered as never traced (`None` in
+    /// `codes`), so that their addresses are not reused while the state lives.
+    pub rejected: Vec<Py<PyAny>>,
+    /// Codes to trace wherever they run, prepared when they first run.
+    pub roots: Option<Roots>,
     /// The last code looked up by `code_info` (boxed entries never move).
     pub last_code: std::cell::Cell<(usize, *const CodeInfo)>,
     pub frames: Vec<FrameEntry>,
@@ -73,6 +95,10 @@ pub struct TraceState {
 }
 
 /// Hashes pointer-sized keys (code object addresses) with one multiply.
+/// The high half of the product is folded into the low half: the table
+/// indexes buckets by the low bits, and those of a product only depend on
+/// the low bits of the address, which alignment makes nearly constant (a
+/// root set of 20,000 code objects was ~20x slower to fill without it).
 #[derive(Default, Clone, Copy)]
 pub struct PtrHash;
 
@@ -95,7 +121,8 @@ impl std::hash::Hasher for PtrHasher {
         }
     }
     fn write_usize(&mut self, v: usize) {
-        self.0 = (v as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let h = (v as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
     }
 }
 
@@ -128,8 +155,9 @@ impl Active {
     }
 
     /// As [`Active::with`], for a caller that already has the thread state
-    /// (`PyThreadState_Get()` of the current thread, GIL held).
-    #[inline]
+    /// (`PyThreadState_Get()` of the current thread, GIL held). Always
+    /// inlined: it is on the per-instruction path.
+    #[inline(always)]
     pub fn with_ts<R>(&self, ts: *mut ffi::PyThreadState, f: impl FnOnce(&RefCell<Option<Box<TraceState>>>) -> R) -> R {
         // SAFETY: the GIL is held (see the callers), so no other thread
         // touches the registry concurrently.
@@ -158,13 +186,30 @@ impl Active {
 pub enum Lookup {
     /// The frame is in `frames` at this index.
     Known(usize),
-    /// A code we have not seen, reached by following calls at this depth:
-    /// Python must prepare it (filter, analysis) before it can be traced.
-    NeedPrepare { depth: u32 },
+    /// A code we have not prepared yet, a root or one reached by following
+    /// calls, at this call depth: Python must prepare it (filter, analysis)
+    /// before it can be traced.
+    NeedPrepare { depth: u32, root_depth: u32, root: bool },
     Ignore,
 }
 
+/// Where the walk down from a frame's caller ended.
+enum Walk {
+    /// At this entry of `frames`, that many Python frames below.
+    Ancestor(usize, u32),
+    /// At the trace's boundary (or the bottom of the stack when the trace
+    /// has no boundary) without meeting a known frame: the frame is inside
+    /// the trace, but no traced frame called it.
+    Boundary,
+    /// At the bottom of the stack, the boundary never met: the frame is the
+    /// boundary or below it, outside the trace (it started before the trace).
+    Outside,
+    /// Farther than the limit from any known frame.
+    TooDeep,
+}
+
 #[allow(dead_code)] // `Throw` comes from sys.monitoring (3.12+) only
+#[derive(Clone, Copy)]
 pub enum EnterKind {
     Start = 0,
     Resume = 1,
@@ -181,25 +226,33 @@ pub enum ExitKind {
 impl TraceState {
     /// # Safety
     /// `iframe` must be a live frame of this thread.
-    unsafe fn walk(&self, iframe: *mut IFrame, limit: u32) -> (Option<usize>, u32) {
+    unsafe fn walk(&self, iframe: *mut IFrame, limit: u32) -> Walk {
         let mut d = 0u32;
         // SAFETY: the frame chain of a live frame on this thread is live.
         let mut p = unsafe { layout::iframe_previous(iframe) };
-        while !p.is_null() && p != self.boundary {
+        while !p.is_null() {
+            if p == self.boundary {
+                return Walk::Boundary;
+            }
             // SAFETY: as above.
             if unsafe { layout::iframe_is_python(p) } {
                 d += 1;
                 if let Some(i) = self.frames.iter().rposition(|e| e.iframe == p) {
-                    return (Some(i), d);
+                    return Walk::Ancestor(i, d);
                 }
                 if d > limit {
-                    return (None, d);
+                    return Walk::TooDeep;
                 }
             }
             // SAFETY: as above.
             p = unsafe { layout::iframe_previous(p) };
         }
-        (None, d)
+        if self.boundary.is_null() { Walk::Boundary } else { Walk::Outside }
+    }
+
+    /// Whether `code` was handed to the trace as a root (`on_new_code`).
+    fn in_roots(&self, code: usize) -> bool {
+        self.roots.as_ref().is_some_and(|r| lock_roots(r).contains_key(&code))
     }
 
     /// Finds or places the frame. Frames found above it on our stack have
@@ -214,35 +267,42 @@ impl TraceState {
             }
             return Lookup::Known(i);
         }
-        let info = match self.codes.get(&code) {
-            Some(None) => return Lookup::Ignore,
+        // Some(root flag) for a prepared code, None for one never seen
+        let known = match self.codes.get(&code) {
             Some(Some(info)) => Some(info.root),
+            Some(None) => Some(false),
             None => None,
         };
-        let limit = if info == Some(true) { u32::MAX } else { self.max_depth };
-        // SAFETY: forwarded.
-        let (anc, d) = unsafe { self.walk(iframe, limit) };
-        let depth = match anc {
-            Some(i) => self.frames[i].depth + d,
-            None if info == Some(true) => 0,
-            None => return Lookup::Ignore,
-        };
-        // frames above the ancestor are no longer on the chain: they left
-        if let Some(i) = anc {
-            while self.frames.len() > i + 1 {
-                self.exit_top(ExitKind::Raise, None);
-            }
+        let root = known == Some(true) || self.in_roots(code);
+        if !root && matches!(self.codes.get(&code), Some(None)) {
+            return Lookup::Ignore;
         }
-        let traced = match info {
-            Some(true) => true,
-            Some(false) => self.follow && depth <= self.max_depth,
-            None if self.follow && depth <= self.max_depth => return Lookup::NeedPrepare { depth },
-            None => return Lookup::Ignore,
+        let prepared = matches!(self.codes.get(&code), Some(Some(_)));
+        // a root is traced at any distance; a followed call within max_depth
+        let limit = if root { u32::MAX } else { self.max_depth };
+        // SAFETY: forwarded.
+        let (depth, root_depth) = match unsafe { self.walk(iframe, limit) } {
+            Walk::Ancestor(i, d) => {
+                // frames above the ancestor are no longer on the chain: they left
+                while self.frames.len() > i + 1 {
+                    self.exit_top(ExitKind::Raise, None);
+                }
+                let a = &self.frames[i];
+                let depth = a.depth + d;
+                (depth, if root { depth } else { a.root_depth })
+            }
+            Walk::Boundary if root => (0, 0),
+            _ => return Lookup::Ignore,
         };
-        Lookup::Known(self.push(iframe, code, depth, traced, kind))
+        let traced = root || (self.follow && depth.saturating_sub(root_depth) <= self.max_depth);
+        if !prepared {
+            return if traced { Lookup::NeedPrepare { depth, root_depth, root } } else { Lookup::Ignore };
+        }
+        Lookup::Known(self.push(iframe, code, depth, root_depth, traced, kind))
     }
 
-    pub fn push(&mut self, iframe: *mut IFrame, code: usize, depth: u32, traced: bool, kind: EnterKind) -> usize {
+    #[allow(clippy::too_many_arguments)]
+    pub fn push(&mut self, iframe: *mut IFrame, code: usize, depth: u32, root_depth: u32, traced: bool, kind: EnterKind) -> usize {
         self.next_serial += 1;
         let serial = self.next_serial;
         if traced {
@@ -253,7 +313,7 @@ impl TraceState {
             }
             self.current = serial;
         }
-        self.frames.push(FrameEntry { iframe, code, depth, serial, traced });
+        self.frames.push(FrameEntry { iframe, code, depth, root_depth, serial, traced });
         self.frames.len() - 1
     }
 
@@ -320,6 +380,10 @@ pub enum Deliver {
     Nothing,
     /// Call `callback(stack, frame, instr)`; all three are new references.
     Call { callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3] },
+    /// The frame runs a code that Python must prepare first (a root that
+    /// was running when the trace started, 3.12+); then the event is
+    /// handled again.
+    Prepare { depth: u32, root_depth: u32, root: bool },
 }
 
 /// The instruction event, shared by both backends.
@@ -339,7 +403,8 @@ pub unsafe fn instruction(
         // SAFETY: forwarded.
         _ => match unsafe { st.lookup(iframe, code, EnterKind::Resume) } {
             Lookup::Known(i) => i,
-            _ => return Deliver::Nothing,
+            Lookup::NeedPrepare { depth, root_depth, root } => return Deliver::Prepare { depth, root_depth, root },
+            Lookup::Ignore => return Deliver::Nothing,
         },
     };
     let (traced, serial) = (st.frames[entry].traced, st.frames[entry].serial);

@@ -111,46 +111,32 @@ unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
                     layout::set_trace_opcodes(frame, st.frames[i].traced);
                     None
                 }
-                Lookup::NeedPrepare { depth } => Some((st.prepare.clone_ref(Python::assume_attached()), depth)),
+                Lookup::NeedPrepare { depth, root_depth, root } => Some((depth, root_depth, root)),
                 Lookup::Ignore => None,
             }
         });
-        let Some((prepare, depth)) = need else { return 0 };
-        let py = Python::assume_attached();
-        let prepared = prepare.bind(py).call1((Bound::from_borrowed_ptr(py, code), depth));
-        let ok = ACTIVE.with(|c| {
-            let Ok(mut g) = c.try_borrow_mut() else { return true };
-            let Some(st) = g.as_mut() else { return true };
-            let info = match prepared {
-                Ok(info) => info,
-                Err(e) => {
-                    st.error.get_or_insert(e);
-                    st.stopped = true;
-                    return false;
-                }
-            };
-            if let Err(e) = super::register_code(st, &info, code, false) {
-                st.error.get_or_insert(e);
-                st.stopped = true;
-                return false;
+        let Some((depth, root_depth, root)) = need else { return 0 };
+        // the entry kind comes from the code's flags, known once it is registered
+        // SAFETY: `frame` is the live frame of this call event (see trace_fn).
+        let kind = |st: &state::TraceState| unsafe { enter_kind(st, frame, code as usize) };
+        match super::prepare_frame(code, iframe, depth, root_depth, root, kind) {
+            super::Prepared::Traced => {
+                layout::set_trace_opcodes(frame, true);
+                0
             }
-            let traced = st.code_info(code as usize).is_some();
-            if traced {
-                let kind = enter_kind(st, frame, code as usize);
-                st.push(iframe, code as usize, depth, true, kind);
+            super::Prepared::NotTraced => {
+                layout::set_trace_opcodes(frame, false);
+                0
             }
-            layout::set_trace_opcodes(frame, traced);
-            true
-        });
-        if ok {
-            0
-        } else {
-            ACTIVE.with(|c| {
-                if let Some(e) = c.try_borrow().ok().and_then(|g| g.as_ref().and_then(|s| s.error.as_ref().map(|e| e.clone_ref(py)))) {
-                    e.restore(py);
-                }
-            });
-            -1
+            super::Prepared::Failed => {
+                let py = Python::assume_attached();
+                ACTIVE.with(|c| {
+                    if let Some(e) = c.try_borrow().ok().and_then(|g| g.as_ref().and_then(|s| s.error.as_ref().map(|e| e.clone_ref(py)))) {
+                        e.restore(py);
+                    }
+                });
+                -1
+            }
         }
     }
 }
