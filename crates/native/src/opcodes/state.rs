@@ -383,6 +383,7 @@ pub enum Deliver {
     /// The frame runs a code that Python must prepare first (a root that
     /// was running when the trace started, 3.12+); then the event is
     /// handled again.
+    #[cfg_attr(not(Py_3_12), allow(dead_code))]
     Prepare { depth: u32, root_depth: u32, root: bool },
 }
 

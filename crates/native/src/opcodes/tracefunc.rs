@@ -117,8 +117,9 @@ unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
         });
         let Some((depth, root_depth, root)) = need else { return 0 };
         // the entry kind comes from the code's flags, known once it is registered
-        // SAFETY: `frame` is the live frame of this call event (see trace_fn).
-        let kind = |st: &state::TraceState| unsafe { enter_kind(st, frame, code as usize) };
+        // (inside this function's unsafe block) `frame` is the live frame
+        // of this call event (see trace_fn).
+        let kind = |st: &state::TraceState| enter_kind(st, frame, code as usize);
         match super::prepare_frame(code, iframe, depth, root_depth, root, kind) {
             super::Prepared::Traced => {
                 layout::set_trace_opcodes(frame, true);
