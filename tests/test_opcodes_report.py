@@ -180,3 +180,11 @@ def test_cli_runs_generator_and_coroutine_functions(tmp_path, capsys):
     assert main(["trace", str(p), "--function", "coro", "--color", "never"]) == 0
     out = capsys.readouterr().out
     assert "<<< return from coro -> 99" in out
+
+
+def test_depths_only_report_shows_depth_zero_as_a_depth(seed, capsys):
+    assert main(["trace", str(seed), "--function", "helper", "--call-args", "3", "--repr", "none",
+                 "--color", "never"]) == 0
+    stacks = [l.split("stack: ")[1] for l in capsys.readouterr().out.splitlines() if "stack: " in l]
+    assert stacks and all(s.startswith("depth ") for s in stacks), stacks
+    assert "depth 0" in stacks

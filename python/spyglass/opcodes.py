@@ -756,7 +756,7 @@ class Recorder(_Roots):
                 files[code.co_filename] = _source_text(code.co_filename)
         footer = dict(format=1, python=".".join(map(str, sys.version_info[:3])),
                       backend=_N.BACKEND, codes=codes, files=files, stats=session.tracer.stats(),
-                      meta=self.meta)
+                      meta=self.meta, reprs=self.options["reprs"])
         session.tracer.finish(json.dumps(footer).encode())
 
 
@@ -786,6 +786,8 @@ class Recording:
         self.files: dict = footer.get("files", {})
         self.stats: dict = footer.get("stats", {})
         self.meta: dict = footer.get("meta", {})
+        # depths only: no stack values, not even the empty list of depth 0
+        self._values = footer.get("reprs") != "none"
         self._instr_index = [{row[0]: row for row in c["instructions"]} for c in self.codes]
 
     def events(self) -> Iterator[dict]:
@@ -803,7 +805,7 @@ class Recording:
                 yield dict(kind="instr", frame=current["serial"], code=code, offset=offset, depth=depth,
                            opname=row[1] if row else "?", arg=row[2] if row else None,
                            argrepr=row[3] if row else "", line=row[4] if row else None,
-                           stack=values, call_depth=current["depth"])
+                           stack=values if self._values else None, call_depth=current["depth"])
             elif tag == "E":
                 _, serial, code, parent, depth, kind = rec
                 current = frames[serial] = dict(serial=serial, code=code, parent=parent, depth=depth)
