@@ -46,7 +46,7 @@ from spyglass.stackdepth import nlocalsplus, stack_depths
 
 __all__ = [
     "NULL", "Instr", "Step", "Trace", "trace", "Recorder", "record", "read", "Recording",
-    "UnsupportedVersion", "suspended_stack", "supported",
+    "UnsupportedVersion", "suspended_stack", "supported", "SUPPORTED_VERSIONS",
 ]
 
 _N = _native.opcodes
@@ -201,7 +201,7 @@ def _code_of(func: Any) -> types.CodeType:
         return target.__code__
     kind = type(func).__name__
     raise TypeError(
-        f"spyglass.opcodes traces Python functions; {func!r} is a {kind}"
+        f"spyglass.opcodes traces Python functions; {func!r} is {'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
         + (" (a builtin has no bytecode)" if isinstance(func, (types.BuiltinFunctionType, types.BuiltinMethodType)) else "")
     )
 
@@ -462,6 +462,12 @@ class Trace(_Roots):
 
     def _collect(self, stack, frame, instr):
         self.steps.append(Step(stack, frame, instr))
+
+    def __repr__(self) -> str:
+        what = getattr(self.func, "__qualname__", None) or ("a block" if self.func is None else repr(self.func))
+        opts = [f"follow, max_depth={self.max_depth}" if self.follow else "", "" if self.block else "roots only",
+                f"{len(self.roots)} roots" if self.roots else "", f"{len(self.steps)} steps" if self.steps else ""]
+        return f"<spyglass.opcodes.Trace of {what}{''.join(', ' + o for o in opts if o)}>"
 
     def _session(self, roots):
         return self._started(_Session(roots, callback=self.callback, follow=self.follow, max_depth=self.max_depth,
