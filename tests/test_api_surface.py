@@ -39,3 +39,15 @@ def test_pyc_instructions_refuses_a_live_code_object():
         pyc.instructions(test_pyc_instructions_refuses_a_live_code_object.__code__)
     code = pyc.load(pyc.compile_source("x = 1")).code
     assert all(isinstance(i, pyc.Instruction) for i in pyc.instructions(code)) and pyc.instructions(code)
+
+
+def test_opcodes_trace_repr_and_type_error():
+    from spyglass import opcodes
+
+    def f(x):
+        return x + 1
+
+    assert repr(opcodes.Trace(f)) == "<spyglass.opcodes.Trace of test_opcodes_trace_repr_and_type_error.<locals>.f>"
+    assert repr(opcodes.Trace(callback=print, block=False)) == "<spyglass.opcodes.Trace of a block, roots only>"
+    with pytest.raises(TypeError, match=r"3 is an int$"):
+        opcodes.Trace(3)
