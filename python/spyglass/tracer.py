@@ -281,23 +281,21 @@ class BaseTracer(metaclass=_TracerMeta):
         _native.swap_on_create(code, self._twin_resolver)
 
     def _resolve_twin(self, code: types.CodeType) -> Optional[types.CodeType]:
-        with instrument.own_code():
-            return self._find_twin(code)
-
-    def _find_twin(self, code: types.CodeType) -> Optional[types.CodeType]:
         lines = linecache.getlines(code.co_filename)
         if not lines:
             return None
         source = "".join(lines)
-        # only code compiled from the file as it is now has a faithful twin
-        plain = _find_code(_plain_module(source, code.co_filename), code)
-        if plain is None or any(getattr(plain, a) != getattr(code, a) for a in _SAME_CODE):
-            return None
+        with instrument.own_code():
+            # only code compiled from the file as it is now has a faithful twin
+            if not _same(_find_code(_plain_module(source, code.co_filename), code), code, _SAME_CODE):
+                return None
+            twin = self._twin_in(source, code)
+        return twin if _same(twin, code, _SAME_SHAPE) else None
+
+    def _twin_in(self, source: str, code: types.CodeType) -> Optional[types.CodeType]:
+        """`code`'s counterpart in `source` (its file's text) instrumented."""
         module_code, _ = instrument.compile_source(source, code.co_filename, "exec", self._compile_tracers(), explicit=True)
-        twin = _find_code(module_code, code)
-        if twin is None or any(getattr(twin, a) != getattr(code, a) for a in _SAME_SHAPE):
-            return None
-        return twin
+        return _find_code(module_code, code)
 
     # ------------------------------------------------------------ hooks
 
@@ -456,8 +454,7 @@ class BaseTracer(metaclass=_TracerMeta):
         lines = linecache.getlines(filename, getattr(target, "__globals__", {}))
         if not lines:
             raise ValueError(f"spyglass: no source for {target.__qualname__} ({filename})")
-        module_code, _ = instrument.compile_source("".join(lines), filename, "exec", self._compile_tracers(), explicit=True)
-        new_code = _find_code(module_code, code)
+        new_code = self._twin_in("".join(lines), code)
         if new_code is None:
             raise ValueError(
                 f"spyglass: could not find {target.__qualname__} in {filename} (was the file changed after it was loaded?)"
@@ -556,8 +553,12 @@ def _plain_module(source: str, filename: str) -> types.CodeType:
     if code is None:
         if len(_plain_modules) >= 32:
             _plain_modules.clear()
-        code = _plain_modules[key] = compile(source, filename, "exec", dont_inherit=True)
+        code = _plain_modules[key] = instrument._plain(source, filename, "exec")
     return code
+
+
+def _same(a: Optional[types.CodeType], b: types.CodeType, attrs: tuple) -> bool:
+    return a is not None and all(getattr(a, x) == getattr(b, x) for x in attrs)
 
 
 def _find_code(root: types.CodeType, like: types.CodeType) -> Optional[types.CodeType]:
