@@ -118,8 +118,14 @@ fn truth_cx(t: Truth) -> Cx {
     Cx { truth: t, ..Cx::default() }
 }
 
+/// Does one of these wrappers compute the value it wraps (`_sg_e`)?
 fn computes(ws: &[(Kind, W)]) -> bool {
     ws.iter().any(|(k, _)| *k == Kind::After)
+}
+
+/// `computes` for events of the context, not yet given their kinds.
+fn computes_value(outer: &[W]) -> bool {
+    outer.iter().any(|w| w.ev.info().kind == Kind::After)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -446,7 +452,7 @@ impl<'a> Walker<'a> {
                 let truth = match u.op {
                     // `not x` in a test jumps on x; computed, it tests x's value
                     UnaryOp::Not => cx.truth.through(
-                        before.is_some() || after.is_some() || outer.iter().any(|w| w.ev.info().kind == Kind::After),
+                        before.is_some() || after.is_some() || computes_value(&outer),
                     ),
                     _ => Truth::Value,
                 };
@@ -467,7 +473,7 @@ impl<'a> Walker<'a> {
             }
             Expr::BoolOp(bo) => {
                 let mine = self.before_after(e, Ev::before_boolop, Ev::after_boolop, vec![]);
-                let truth = cx.truth.through(computes(&mine) || outer.iter().any(|w| w.ev.info().kind == Kind::After));
+                let truth = cx.truth.through(computes(&mine) || computes_value(&outer));
                 let n = bo.values.len();
                 for (i, v) in bo.values.iter().enumerate() {
                     let kw = vec![("is_last", KwVal::Bool(i + 1 == n))];
@@ -746,7 +752,7 @@ impl<'a> Walker<'a> {
             }
             Expr::If(i) => {
                 self.expr(&i.test, vec![], truth_cx(Truth::Jumps));
-                let branches = truth_cx(cx.truth.through(outer.iter().any(|w| w.ev.info().kind == Kind::After)));
+                let branches = truth_cx(cx.truth.through(computes_value(&outer)));
                 self.expr(&i.body, vec![], branches);
                 self.expr(&i.orelse, vec![], branches);
             }
