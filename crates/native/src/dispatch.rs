@@ -422,15 +422,20 @@ unsafe extern "C" fn sg_e_fast(_m: *mut ffi::PyObject, args: *mut *mut ffi::PyOb
             let k = site_arg(args)?;
             match truth::unwrap(&value) {
                 None => Ok(fire(py, k, value)?.into_ptr()),
-                // handlers see the operand; unless one replaced it, the
-                // proxy goes on to the test that remembers its truth
-                Some(inner) => {
-                    let out = fire(py, k, inner.clone())?;
-                    Ok(if out.is(&inner) { value } else { out }.into_ptr())
-                }
+                Some(inner) => Ok(fire_for_operand(py, k, value, inner)?.into_ptr()),
             }
         })
     }
+}
+
+/// `fire` for a truth proxy (`_sg_p`): handlers see the operand; unless
+/// one replaced it, the proxy goes on to the test that remembers its truth.
+/// Rare and out of line, to keep `_sg_e`'s usual path short.
+#[cold]
+#[inline(never)]
+fn fire_for_operand<'py>(py: Python<'py>, k: usize, proxy: Bound<'py, PyAny>, operand: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let out = fire(py, k, operand.clone())?;
+    Ok(if out.is(&operand) { proxy } else { out })
 }
 
 /// `_sg_n(k[, value])` as a plain METH_FASTCALL builtin.

@@ -9,8 +9,9 @@
 //! handlers the real value, see `unwrap`) and to `not`; the rewriter only
 //! emits `_sg_p` where the result of the whole test is a truth value.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 
 const UNKNOWN: u8 = 0;
@@ -49,9 +50,14 @@ impl RememberedTruth {
     }
 }
 
+/// The proxy type, known once the module is registered: `unwrap` runs in
+/// every `_sg_e` call, where a pointer comparison is all it can afford.
+static TYPE: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+
 /// The value a handler should see for `v`: the operand behind a proxy.
+#[inline]
 pub fn unwrap<'py>(v: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-    if !v.is_exact_instance_of::<RememberedTruth>() {
+    if v.get_type_ptr() != TYPE.load(Ordering::Relaxed) {
         return None;
     }
     v.cast_exact::<RememberedTruth>().ok().map(|p| p.get().value.bind(v.py()).clone())
@@ -68,5 +74,6 @@ fn _sg_p<'py>(py: Python<'py>, x: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RememberedTruth>()?;
+    TYPE.store(m.py().get_type::<RememberedTruth>().as_type_ptr(), Ordering::Relaxed);
     m.add_function(wrap_pyfunction!(_sg_p, m)?)
 }
