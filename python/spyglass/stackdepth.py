@@ -26,7 +26,12 @@ import types
 
 __all__ = ["StackDepthError", "stack_depths", "nlocalsplus"]
 
-_JUMPS = frozenset(set(dis.hasjrel) | set(dis.hasjabs))
+# 3.14's END_ASYNC_FOR has a "jump" argument that only names the END_SEND
+# its branch event reports as the source; it falls through to the code
+# after the loop and never jumps
+_JUMPS = frozenset(set(dis.hasjrel) | set(dis.hasjabs)) - {
+    dis.opmap[name] for name in ("END_ASYNC_FOR", "INSTRUMENTED_END_ASYNC_FOR") if name in dis.opmap
+}
 # instructions after which control never falls through to the next one
 _NO_FALLTHROUGH = frozenset(
     dis.opmap[name]
