@@ -284,6 +284,23 @@ pub unsafe fn iframe_previous(f: *const IFrame) -> *mut IFrame {
     unsafe { (*f).previous }
 }
 
+/// The head of `PyCodeObject` (`_PyCode_DEF` in `cpython/code.h`, 3.13 and
+/// 3.14) up to `co_flags`; checked by `verify` before any use.
+#[cfg(Py_3_13)]
+#[repr(C)]
+struct CodeHead {
+    ob_base: ffi::PyVarObject,
+    co_consts: *mut ffi::PyObject,
+    co_names: *mut ffi::PyObject,
+    co_exceptiontable: *mut ffi::PyObject,
+    co_flags: c_int,
+}
+
+/// `CO_NO_MONITORING_EVENTS` (3.13+): the interpreter's own shim code, such
+/// as the frame that finishes `__init__` after a specialised class call.
+#[cfg(Py_3_13)]
+const CO_NO_MONITORING_EVENTS: c_int = 0x200_0000;
+
 /// Whether the frame is a Python function frame (not a C-stack shim).
 ///
 /// # Safety
@@ -295,6 +312,27 @@ pub unsafe fn iframe_is_python(f: *const IFrame) -> bool {
         // SAFETY: see iframe_code; a shim frame's code is not a code object
         // on 3.13+ (None), so also require a real code object.
         && unsafe { ffi::PyCode_Check(iframe_code(f)) } != 0
+        // SAFETY: a code object, whose head `verify` checked.
+        && !unsafe { is_shim_code(iframe_code(f)) }
+}
+
+/// Whether `code` is interpreter shim code (3.13+), not a program's.
+///
+/// # Safety
+/// `code` must be a live code object.
+#[inline]
+unsafe fn is_shim_code(code: *mut ffi::PyObject) -> bool {
+    #[cfg(Py_3_13)]
+    {
+        // SAFETY: the caller passes a code object; the head layout was
+        // checked against the interpreter by `verify`.
+        unsafe { (*(code as *const CodeHead)).co_flags & CO_NO_MONITORING_EVENTS != 0 }
+    }
+    #[cfg(not(Py_3_13))]
+    {
+        let _ = code;
+        false
+    }
 }
 
 /// The stack depth the interpreter saved in the frame, where this version
@@ -468,6 +506,29 @@ pub fn verify(
                 match slot(f, i) {
                     Slot::Obj(p) => check("a local", p, want_obj)?,
                     other => return Err(format!("local {i} decoded as {other:?}")),
+                }
+            }
+            #[cfg(Py_3_13)]
+            {
+                // the code head, compared with what Python reports
+                let head = code as *const CodeHead;
+                let consts = ffi::PyObject_GetAttrString(code, c"co_consts".as_ptr());
+                let flags = ffi::PyObject_GetAttrString(code, c"co_flags".as_ptr());
+                let ok = !consts.is_null()
+                    && !flags.is_null()
+                    && (*head).co_consts == consts
+                    && ffi::PyLong_AsLong(flags) == std::ffi::c_long::from((*head).co_flags);
+                for o in [consts, flags] {
+                    if !o.is_null() {
+                        ffi::Py_DECREF(o);
+                    }
+                }
+                if !ok {
+                    ffi::PyErr_Clear();
+                    return Err(format!(
+                        "CPython {}.{}: the code object layout does not match this interpreter",
+                        py_version.0, py_version.1
+                    ));
                 }
             }
             // the caller's frame: skip C-stack shims
