@@ -11,7 +11,9 @@ Prints three ratios (lower is better):
    function that reads nothing). Target: at most 1.0x (the stack comes free).
 2. native recorder: `Recorder(...).call(work)` vs running `work` plainly
    (depths only, and with safe reprs of the top 8 values). Target on 3.12+:
-   at most 4x (depths only).
+   at most 4x (depths only). Depths only uses the control-flow method on
+   3.12+ (every instruction rebuilt by the reader); the per-instruction
+   method is shown beside it.
 3. untraced code while another function is traced: `other()` timed inside
    a traced call (only the caller's code is traced) vs plainly. Target on
    3.12+: at most 1.05x.
@@ -162,12 +164,18 @@ def main() -> int:
     os.close(fd)
     try:
         rec_none, plain = pair(lambda: opcodes.Recorder(path, reprs="none").call(work, n), lambda: work(n), repeat)
-        rec_safe = best(lambda: opcodes.Recorder(path, reprs="safe").call(work, n), repeat)
         instructions = opcodes.read(path).stats.get("instructions", 0)
+        method = opcodes.read(path).footer.get("method", "instructions")
+        if method != "instructions":
+            rec_instr = best(lambda: opcodes.Recorder(path, reprs="none", method="instructions").call(work, n),
+                             repeat)
+        rec_safe = best(lambda: opcodes.Recorder(path, reprs="safe").call(work, n), repeat)
     finally:
         os.unlink(path)
     target = 4.0 if sys.version_info >= (3, 12) else None
-    rows.append(("native recorder, depths only / plain", rec_none, plain, target))
+    rows.append((f"native recorder, depths only ({method}) / plain", rec_none, plain, target))
+    if method != "instructions":
+        rows.append(("  (depths only, one record per instruction) / plain", rec_instr, plain, None))
     if sys.version_info >= (3, 12):
         rows.append(("  (floor: sys.monitoring INSTRUCTION, C no-op callback / plain)", *monitoring_floor(n, repeat), None))
     rows.append(("native recorder, safe reprs of 8 values / plain", rec_safe, plain, None))

@@ -219,18 +219,36 @@ def _own_code(code: types.CodeType) -> bool:
 class _Codes:
     """The code objects a trace knows, with the ids the recorder uses."""
 
-    def __init__(self, want_instrs: bool, check_depths: bool):
+    def __init__(self, want_instrs: bool, check_depths: bool, flow: bool = False):
         self.want_instrs = want_instrs
         self.check_depths = check_depths
+        self.flow = flow  # no instruction events: the native side needs no depths
         self.codes: list[types.CodeType] = []
+        self._instructions: dict[int, list] = {}
+        self._depths: dict[int, list] = {}
+
+    def instructions(self, cid: int) -> list:
+        """`dis.get_instructions` of code ``cid`` (kept: the footer reads it again)."""
+        got = self._instructions.get(cid)
+        if got is None:
+            got = self._instructions[cid] = list(dis.get_instructions(self.codes[cid]))
+        return got
+
+    def depths(self, cid: int) -> list:
+        got = self._depths.get(cid)
+        if got is None:
+            got = self._depths[cid] = stack_depths(self.codes[cid])
+        return got
 
     def info(self, code: types.CodeType) -> tuple:
-        need_depths = self.check_depths or sys.version_info[:2] in ((3, 12), (3, 13))
-        depths = stack_depths(code) if need_depths else None
+        cid = len(self.codes)
+        self.codes.append(code)
+        need_depths = not self.flow and (self.check_depths or sys.version_info[:2] in ((3, 12), (3, 13)))
+        depths = self.depths(cid) if need_depths else None
         n = len(code.co_code) // 2
         flags = bytearray(n)
         instrs: list | None = [None] * n if self.want_instrs else None
-        for ins in dis.get_instructions(code):
+        for ins in self.instructions(cid):
             k = ins.offset // 2
             if ins.opname == "YIELD_VALUE":
                 flags[k] |= 1
@@ -238,8 +256,6 @@ class _Codes:
                 flags[k] |= 2
             if instrs is not None:
                 instrs[k] = Instr(ins, code)
-        cid = len(self.codes)
-        self.codes.append(code)
         return (cid, nlocalsplus(code), code.co_stacksize, depths, instrs, bytes(flags))
 
 
@@ -247,6 +263,10 @@ class _Codes:
 
 _EVENTS_LOCAL = ("INSTRUCTION", "PY_START", "PY_RESUME", "PY_RETURN", "PY_YIELD")
 _EVENTS_GLOBAL = ("PY_UNWIND", "PY_THROW")
+# the control-flow recorder: no INSTRUCTION events (raise events are global-only)
+_FLOW_LOCAL = ("PY_START", "PY_RESUME", "PY_RETURN", "PY_YIELD", "JUMP") + (
+    ("BRANCH_LEFT", "BRANCH_RIGHT") if sys.version_info >= (3, 14) else ("BRANCH",))
+_FLOW_GLOBAL = ("PY_UNWIND", "PY_THROW", "RAISE", "RERAISE", "EXCEPTION_HANDLED")
 
 
 class _ToolId(int):
@@ -259,13 +279,14 @@ class _Session:
 
     def __init__(self, roots: list[types.CodeType], *, callback=None, record=None, reprs="safe",
                  max_repr=80, max_values=8, max_events=10_000_000, follow=False, max_depth=8,
-                 filter=None, check_depths=False, root_set=None, lock=None):
+                 filter=None, check_depths=False, root_set=None, lock=None, flow=False):
         _check()
         if max_depth < 0:
             raise ValueError("max_depth must be >= 0")
         self.follow = follow
+        self.flow = flow
         self.filter = filter
-        self.table = _Codes(want_instrs=callback is not None, check_depths=check_depths)
+        self.table = _Codes(want_instrs=callback is not None, check_depths=check_depths, flow=flow)
         self.tool: int | None = None
         self.installed = False
         self.finished = False
@@ -276,7 +297,7 @@ class _Session:
         kwargs = dict(follow=follow, max_depth=max_depth, roots=root_set)
         if record is not None:
             kwargs.update(record=os.fspath(record), reprs=reprs, max_repr=max_repr,
-                          max_values=max_values, max_events=max_events)
+                          max_values=max_values, max_events=max_events, flow=flow)
         else:
             kwargs.update(callback=callback)
         self.tracer = _N.Tracer(self._prepare, NULL, **kwargs)
@@ -315,12 +336,14 @@ class _Session:
             # (another trace on another thread) are ignored by identity
             tool_obj = _ToolId(tool)
             self.tracer.set_tool(tool_obj)
+            local, glob = (_FLOW_LOCAL, _FLOW_GLOBAL) if self.flow else (_EVENTS_LOCAL, _EVENTS_GLOBAL)
             self._callback_names = []
             for name, fn in _N.callbacks(tool_obj).items():
-                M.register_callback(tool, getattr(E, name), fn)
-                self._callback_names.append(name)
-            self._local_mask = functools.reduce(lambda a, b: a | b, (getattr(E, n) for n in _EVENTS_LOCAL))
-            glob = functools.reduce(lambda a, b: a | b, (getattr(E, n) for n in _EVENTS_GLOBAL))
+                if name in local or name in glob:
+                    M.register_callback(tool, getattr(E, name), fn)
+                    self._callback_names.append(name)
+            self._local_mask = functools.reduce(lambda a, b: a | b, (getattr(E, n) for n in local))
+            glob = functools.reduce(lambda a, b: a | b, (getattr(E, n) for n in glob))
             if self.follow:
                 glob |= E.PY_START
             M.set_events(tool, glob)
@@ -699,16 +722,34 @@ class Recorder(_Roots):
     are kept per instruction; recording stops after ``max_events``.
     Roots handed to ``on_new_code`` are recorded as `Trace` traces them;
     with ``block=False``, ``with recorder:`` records only those.
+
+    ``method``: "instructions" writes a record per instruction;
+    "control-flow" (3.12+, ``reprs="none"`` only) writes only jumps,
+    branches, exceptions and frame starts and ends, and `read` rebuilds
+    every instruction from them (``max_events`` then bounds both the
+    records written and the instructions rebuilt). "auto", the default,
+    picks "control-flow" where it applies.
     """
+
+    METHODS = ("auto", "instructions", "control-flow")
 
     def __init__(self, path, *, reprs: str = "safe", max_repr: int = 80, max_values: int = 8,
                  max_events: int = 10_000_000, follow: bool = False, max_depth: int = 8,
                  filter: Callable[[types.CodeType], bool] | None = None, meta: dict | None = None,
-                 block: bool = True):
+                 block: bool = True, method: str = "auto"):
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {', '.join(map(repr, self.METHODS))}, not {method!r}")
+        flow_ok = sys.version_info >= (3, 12) and reprs == "none"
+        if method == "control-flow" and not flow_ok:
+            why = (f"CPython {sys.version_info[0]}.{sys.version_info[1]} has no sys.monitoring"
+                   if sys.version_info < (3, 12) else f"it keeps no values (reprs={reprs!r} needs 'none')")
+            raise ValueError(f"method='control-flow' is not available: {why}")
         self._init_roots(block)
         self.path = os.fspath(path)
+        self.method = "control-flow" if method == "control-flow" or (method == "auto" and flow_ok) else "instructions"
         self.options = dict(reprs=reprs, max_repr=max_repr, max_values=max_values, max_events=max_events,
-                            follow=follow, max_depth=max_depth, filter=filter)
+                            follow=follow, max_depth=max_depth, filter=filter,
+                            flow=self.method == "control-flow")
         self.meta = dict(meta or {})
         self.stats: dict = {}
         self.result = None
@@ -739,6 +780,8 @@ class Recorder(_Roots):
     def __exit__(self, et, ev, tb):
         session, frame = self._block
         self._block = None
+        if session.flow:
+            session.tracer.reach(frame)  # the with-frame's last instructions
         session.deactivate()
         if self.block and sys.version_info < (3, 12):
             frame.f_trace_opcodes = False
@@ -748,22 +791,34 @@ class Recorder(_Roots):
     def _write_footer(self, session: _Session) -> None:
         codes = []
         files: dict[str, str | None] = {}
-        for cid, code in enumerate(session.table.codes):
+        table = session.table
+        for cid, code in enumerate(table.codes):
             rows = []
-            for ins in dis.get_instructions(code):
+            for ins in table.instructions(cid):
                 p = ins.positions
                 line = getattr(ins, "line_number", None) or (p.lineno if p else None)
                 rows.append([ins.offset, ins.opname, ins.arg, ins.argrepr, line,
                              p.col_offset if p else None, p.end_lineno if p else None,
                              p.end_col_offset if p else None])
-            codes.append(dict(id=cid, name=code.co_name, qualname=getattr(code, "co_qualname", code.co_name),
-                              filename=code.co_filename, firstlineno=code.co_firstlineno, instructions=rows))
+            entry = dict(id=cid, name=code.co_name, qualname=getattr(code, "co_qualname", code.co_name),
+                         filename=code.co_filename, firstlineno=code.co_firstlineno, instructions=rows)
+            if session.flow:
+                depths = table.depths(cid)
+                entry["flow"] = dict(
+                    depths=[depths[ins.offset // 2] for ins in table.instructions(cid)],
+                    targets=[ins.argval if ins.opcode in _JUMPS else None for ins in table.instructions(cid)])
+            codes.append(entry)
             if code.co_filename not in files:
                 files[code.co_filename] = _source_text(code.co_filename)
-        footer = dict(format=1, python=".".join(map(str, sys.version_info[:3])),
+        footer = dict(format=2 if session.flow else 1, python=".".join(map(str, sys.version_info[:3])),
                       backend=_N.BACKEND, codes=codes, files=files, stats=session.tracer.stats(),
-                      meta=self.meta, reprs=self.options["reprs"])
+                      meta=self.meta, reprs=self.options["reprs"], method=self.method,
+                      max_events=self.options["max_events"])
         session.tracer.finish(json.dumps(footer).encode())
+
+
+# the footer of a control-flow recording gives these instructions' targets
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
 
 
 def _source_text(filename: str) -> str | None:
@@ -785,6 +840,13 @@ class Recording:
     EXIT_KINDS = ("return", "yield", "raise", "open")
 
     def __init__(self, records: list, footer: dict):
+        if footer.get("method") == "control-flow":
+            from spyglass.flow_expand import expand
+            limit = footer.get("max_events") or sys.maxsize
+            records = list(expand(records, footer["codes"], limit))
+            stats = footer.setdefault("stats", {})
+            stats["instructions"] = sum(1 for r in records if r[0] == "I")
+            stats["truncated"] = stats.get("truncated", False) or any(r[0] == "T" for r in records)
         self.records = records
         self.footer = footer
         self.python: str = footer.get("python", "?")
@@ -841,4 +903,7 @@ def read(path, limit: int | None = None) -> Recording:
         meta = json.loads(footer)
     except ValueError as e:
         raise ValueError(f"{path}: bad footer: {e}") from None
-    return Recording(records, meta)
+    try:
+        return Recording(records, meta)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: cannot rebuild the recorded instructions: {e}") from None

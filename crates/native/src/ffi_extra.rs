@@ -97,3 +97,11 @@ extern "C" {
     /// once, so there is no PyFunction_ClearWatcher here.)
     pub fn PyFunction_AddWatcher(callback: PyFunction_WatchCallback) -> c_int;
 }
+
+#[cfg(Py_3_12)]
+extern "C" {
+    /// 3.12+ (`cpython/pyframe.h`): the byte offset of the instruction the
+    /// interpreter frame last started (the one in flight in a caller).
+    /// Does not raise. The frame is opaque here: any live frame pointer.
+    pub fn PyUnstable_InterpreterFrame_GetLasti(frame: *mut core::ffi::c_void) -> c_int;
+}

@@ -64,7 +64,8 @@ pub(crate) fn register_code(st: &mut TraceState, info: &Bound<'_, PyAny>, code: 
     if (!depths.is_empty() && depths.len() != n) || flags.len() != n {
         return Err(PyValueError::new_err("code info does not match the code object's length"));
     }
-    if layout::MIRROR_VERSION.is_some_and(|v| v == (3, 12) || v == (3, 13)) && depths.is_empty() {
+    // (a control-flow recording reads no stack: the reader takes the depths)
+    if layout::MIRROR_VERSION.is_some_and(|v| v == (3, 12) || v == (3, 13)) && depths.is_empty() && !st.flow {
         return Err(PyValueError::new_err("this version needs the static stack depths"));
     }
     if depths.iter().any(|&d| d > stacksize as i32) {
@@ -135,7 +136,8 @@ pub(crate) unsafe fn prepare_frame(
         // an event inside `prepare` may have placed it already
         if !st.frames.iter().any(|e| e.iframe == iframe && e.code == code as usize) {
             let kind = kind(st);
-            st.push(iframe, code as usize, depth, root_depth, true, kind);
+            // SAFETY: `iframe` is the live current frame, executing `code`.
+            unsafe { st.push(iframe, code as usize, depth, root_depth, true, kind) };
         }
         Prepared::Traced
     })
@@ -263,7 +265,7 @@ impl Tracer {
     }
 
     #[new]
-    #[pyo3(signature = (prepare, null, callback=None, record=None, reprs="safe", max_repr=80, max_values=8, max_events=u64::MAX, follow=false, max_depth=8, roots=None))]
+    #[pyo3(signature = (prepare, null, callback=None, record=None, reprs="safe", max_repr=80, max_values=8, max_events=u64::MAX, follow=false, max_depth=8, roots=None, flow=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         prepare: Py<PyAny>,
@@ -277,8 +279,14 @@ impl Tracer {
         follow: bool,
         max_depth: u32,
         roots: Option<PyRef<'_, RootSet>>,
+        flow: bool,
     ) -> PyResult<Self> {
         require_verified()?;
+        if flow && (!cfg!(Py_3_12) || record.is_none() || reprs != "none") {
+            return Err(PyValueError::new_err(
+                "control-flow recording needs CPython 3.12+, a recording and reprs='none'",
+            ));
+        }
         let sink = match (callback, record) {
             (Some(cb), None) => Sink::Callback(cb),
             (None, Some(path)) => {
@@ -318,6 +326,7 @@ impl Tracer {
                 may_raise,
                 tool: std::ptr::null_mut(),
                 tool_ref: None,
+                flow,
             })),
             active: false,
         })
@@ -402,10 +411,39 @@ impl Tracer {
                     return Err(PyValueError::new_err("the frame's code is not registered"));
                 }
                 if !st.frames.iter().any(|e| e.iframe == iframe) {
-                    st.push(iframe, code, 0, 0, true, state::EnterKind::Resume);
+                    let i = st.push(iframe, code, 0, 0, true, state::EnterKind::Resume);
+                    // in flight in the call that adopts it (`with recorder:`)
+                    #[cfg(Py_3_12)]
+                    if let Ok(at) = usize::try_from(crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(iframe.cast())) {
+                        st.flow_begin(i, true, at);
+                    }
+                    let _ = i;
                 }
                 #[cfg(not(Py_3_12))]
                 layout::set_trace_opcodes(f, true);
+            }
+            Ok(())
+        })
+    }
+
+    /// Control-flow recording: notes where `frame`, a frame of the trace
+    /// still running when the recording ends (`with recorder:`), stands.
+    fn reach(&mut self, frame: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !frame.is_instance_of::<pyo3::types::PyFrame>() {
+            return Err(PyTypeError::new_err("expected a frame object"));
+        }
+        let f = frame.as_ptr();
+        self.with_state(|st| {
+            // SAFETY: `f` is a live frame object (held by the caller) of a
+            // frame that is executing on this thread.
+            let iframe = unsafe { layout::iframe_of(f) };
+            if let Some(i) = st.frames.iter().rposition(|e| e.iframe == iframe) {
+                #[cfg(Py_3_12)]
+                // SAFETY: as above: a live interpreter frame.
+                if let Ok(at) = usize::try_from(unsafe { crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(iframe.cast()) }) {
+                    st.flow_reach(i, at);
+                }
+                let _ = i;
             }
             Ok(())
         })
@@ -614,6 +652,19 @@ fn decode_recording<'py>(py: Python<'py>, data: &[u8], limit: usize) -> PyResult
             ])?,
             recorder::Record::Switch { serial } => PyTuple::new(py, ["S".into_pyobject(py)?.into_any(), serial.into_pyobject(py)?.into_any()])?,
             recorder::Record::Truncated => PyTuple::new(py, ["T".into_pyobject(py)?.into_any()])?,
+            recorder::Record::Begin { serial, in_flight, offset } => PyTuple::new(py, [
+                "B".into_pyobject(py)?.into_any(), serial.into_pyobject(py)?.into_any(),
+                in_flight.into_pyobject(py)?.to_owned().into_any(), offset.into_pyobject(py)?.into_any(),
+            ])?,
+            recorder::Record::Reach { serial, offset } => PyTuple::new(py, [
+                "R".into_pyobject(py)?.into_any(), serial.into_pyobject(py)?.into_any(), offset.into_pyobject(py)?.into_any(),
+            ])?,
+            recorder::Record::Jump { how, from, to } => PyTuple::new(py, [
+                "J".into_pyobject(py)?.into_any(), how.into_pyobject(py)?.into_any(),
+                from.into_pyobject(py)?.into_any(), to.into_pyobject(py)?.into_any(),
+            ])?,
+            recorder::Record::Raise { offset } => PyTuple::new(py, ["A".into_pyobject(py)?.into_any(), offset.into_pyobject(py)?.into_any()])?,
+            recorder::Record::Handled { offset } => PyTuple::new(py, ["H".into_pyobject(py)?.into_any(), offset.into_pyobject(py)?.into_any()])?,
         };
         out.append(t)?;
     }

@@ -10,7 +10,7 @@
 //! not save the stack pointer at these events, so the depth comes from the
 //! static analysis; 3.14 saves it (`stackpointer`).
 use super::layout;
-use super::state::{self, Deliver, EnterKind, ExitKind, Lookup, ACTIVE};
+use super::state::{self, Deliver, EnterKind, ExitKind, Flow, Lookup, ACTIVE};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::CStr;
@@ -161,7 +161,10 @@ unsafe extern "C" fn on_instruction(
     }
 }
 
-unsafe fn enter(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: fn() -> EnterKind) -> *mut ffi::PyObject {
+unsafe fn enter(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, offset: usize, kind: fn() -> EnterKind) -> *mut ffi::PyObject {
+    // control flow: where the frame starts; a throw enters a frame in flight
+    // at its suspended yield
+    let in_flight = matches!(kind(), EnterKind::Throw);
     // SAFETY: called from the callbacks below with the GIL held.
     unsafe {
         let need = ACTIVE.with(|c| {
@@ -173,18 +176,38 @@ unsafe fn enter(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: fn() -
             let iframe = current(code)?;
             match st.lookup(iframe, code as usize, kind()) {
                 Lookup::NeedPrepare { depth, root_depth, root } => Some((iframe, depth, root_depth, root)),
-                _ => None,
+                Lookup::Known(i) => {
+                    st.flow_begin(i, in_flight, offset);
+                    None
+                }
+                Lookup::Ignore => None,
             }
         });
         let Some((iframe, depth, root_depth, root)) = need else { return none() };
         match super::prepare_frame(code, iframe, depth, root_depth, root, |_| kind()) {
             super::Prepared::Failed => fail(),
-            _ => none(),
+            super::Prepared::Traced => {
+                ACTIVE.with(|c| {
+                    let Ok(mut g) = c.try_borrow_mut() else { return };
+                    let Some(st) = g.as_mut() else { return };
+                    if let Some(i) = st.frames.iter().rposition(|e| e.iframe == iframe && e.code == code as usize) {
+                        st.flow_begin(i, in_flight, offset);
+                    }
+                });
+                none()
+            }
+            super::Prepared::NotTraced => none(),
         }
     }
 }
 
-unsafe fn leave(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: ExitKind, value: *mut ffi::PyObject) -> *mut ffi::PyObject {
+unsafe fn leave(
+    tool: *mut ffi::PyObject,
+    code: *mut ffi::PyObject,
+    offset: usize,
+    kind: ExitKind,
+    value: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     // SAFETY: called from the callbacks below with the GIL held.
     unsafe {
         ACTIVE.with(|c| {
@@ -194,10 +217,52 @@ unsafe fn leave(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, kind: ExitKi
                 return;
             }
             if let Some(iframe) = current(code) {
+                // control flow: a return or yield is the last instruction run
+                if st.flow && !matches!(kind, ExitKind::Raise) {
+                    if let Some(i) = st.frames.iter().rposition(|e| e.iframe == iframe && e.code == code as usize) {
+                        st.flow_reach(i, offset);
+                    }
+                }
                 st.exit(iframe, kind, Some(value));
             }
         });
         none()
+    }
+}
+
+/// A control-flow event (JUMP, BRANCH*, RAISE, RERAISE, EXCEPTION_HANDLED).
+unsafe fn flow(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, ev: Flow) -> *mut ffi::PyObject {
+    // SAFETY: called from the callbacks below with the GIL held.
+    unsafe {
+        let ts = ffi::PyThreadState_Get();
+        ACTIVE.with_ts(ts, |c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return };
+            let Some(st) = g.as_mut() else { return };
+            if st.stopped || st.tool != tool || !st.flow {
+                return;
+            }
+            // SAFETY: the GIL is held and `ts` is this thread's state.
+            let Some(iframe) = current_on(ts, code) else { return };
+            // SAFETY: `iframe` is the current frame, executing `code`.
+            st.flow(iframe, code as usize, ev);
+        });
+        none()
+    }
+}
+
+/// A non-negative integer argument of an event, or None.
+unsafe fn offset_arg(o: *mut ffi::PyObject) -> Option<usize> {
+    // SAFETY: the GIL is held; `o` is an argument the interpreter passed.
+    unsafe {
+        if o.is_null() {
+            return None;
+        }
+        let v = ffi::PyLong_AsSsize_t(o);
+        if v < 0 {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(v as usize)
     }
 }
 
@@ -215,22 +280,43 @@ macro_rules! callback {
                     return none();
                 }
                 let code = *args;
+                let Some(offset) = offset_arg(*args.add(1)) else { return none() };
                 let value = if nargs >= 3 { *args.add(2) } else { std::ptr::null_mut() };
-                let f: unsafe fn(*mut ffi::PyObject, *mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject = $body;
-                f(slf, code, value)
+                let f: unsafe fn(*mut ffi::PyObject, *mut ffi::PyObject, usize, *mut ffi::PyObject) -> *mut ffi::PyObject = $body;
+                f(slf, code, offset, value)
             }
         }
     };
 }
 
-callback!(on_py_start, |tool, code, _| enter(tool, code, || EnterKind::Start));
-callback!(on_py_resume, |tool, code, _| enter(tool, code, || EnterKind::Resume));
-callback!(on_py_throw, |tool, code, _| enter(tool, code, || EnterKind::Throw));
-callback!(on_py_return, |tool, code, v| leave(tool, code, ExitKind::Return, v));
-callback!(on_py_yield, |tool, code, v| leave(tool, code, ExitKind::Yield, v));
-callback!(on_py_unwind, |tool, code, v| leave(tool, code, ExitKind::Raise, v));
+callback!(on_py_start, |tool, code, at, _| enter(tool, code, at, || EnterKind::Start));
+callback!(on_py_resume, |tool, code, at, _| enter(tool, code, at, || EnterKind::Resume));
+callback!(on_py_throw, |tool, code, at, _| enter(tool, code, at, || EnterKind::Throw));
+callback!(on_py_return, |tool, code, at, v| leave(tool, code, at, ExitKind::Return, v));
+callback!(on_py_yield, |tool, code, at, v| leave(tool, code, at, ExitKind::Yield, v));
+callback!(on_py_unwind, |tool, code, at, v| leave(tool, code, at, ExitKind::Raise, v));
+callback!(on_raise, |tool, code, at, _| flow(tool, code, Flow::Raise(at)));
+callback!(on_reraise, |tool, code, at, _| flow(tool, code, Flow::Reraise(at)));
+callback!(on_handled, |tool, code, at, _| flow(tool, code, Flow::Handled(at)));
+callback!(on_jump, |tool, code, from, to| match offset_arg(to) {
+    Some(to) => flow(tool, code, Flow::Jump { how: 0, from, to }),
+    None => none(),
+});
+#[cfg(Py_3_14)]
+callback!(on_branch_left, |tool, code, from, to| match offset_arg(to) {
+    Some(to) => flow(tool, code, Flow::Jump { how: 1, from, to }),
+    None => none(),
+});
+#[cfg(Py_3_14)]
+callback!(on_branch_right, |tool, code, from, to| match offset_arg(to) {
+    Some(to) => flow(tool, code, Flow::Jump { how: 2, from, to }),
+    None => none(),
+});
 
 struct Defs([ffi::PyMethodDef; 7]);
+struct FlowDefs([ffi::PyMethodDef; FLOW_EVENTS]);
+// SAFETY: as for `Defs`.
+unsafe impl Sync for FlowDefs {}
 // SAFETY: the definitions are immutable static data (pointers to static
 // strings and functions), only ever read by the interpreter.
 unsafe impl Sync for Defs {}
@@ -254,6 +340,25 @@ static DEFS: Defs = Defs([
     def(c"PY_UNWIND", on_py_unwind),
 ]);
 
+#[cfg(not(Py_3_14))]
+const FLOW_EVENTS: usize = 5;
+#[cfg(Py_3_14)]
+const FLOW_EVENTS: usize = 6;
+
+/// The control-flow recorder's events (3.14 splits BRANCH in two).
+static FLOW_DEFS: FlowDefs = FlowDefs([
+    def(c"JUMP", on_jump),
+    #[cfg(not(Py_3_14))]
+    def(c"BRANCH", on_jump),
+    #[cfg(Py_3_14)]
+    def(c"BRANCH_LEFT", on_branch_left),
+    #[cfg(Py_3_14)]
+    def(c"BRANCH_RIGHT", on_branch_right),
+    def(c"RAISE", on_raise),
+    def(c"RERAISE", on_reraise),
+    def(c"EXCEPTION_HANDLED", on_handled),
+]);
+
 /// {event name: callback function} for `sys.monitoring.register_callback`.
 /// The functions are bound to the tool id (their `self`), so that a trace
 /// acts only on the events of its own tool when several traces run on
@@ -261,7 +366,7 @@ static DEFS: Defs = Defs([
 #[pyfunction]
 pub fn callbacks<'py>(py: Python<'py>, tool_obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let d = pyo3::types::PyDict::new(py);
-    for def in &DEFS.0 {
+    for def in DEFS.0.iter().chain(FLOW_DEFS.0.iter()) {
         // SAFETY: `def` is 'static; PyCFunction_NewEx keeps a reference to
         // `self` and returns a new reference or NULL.
         let f = unsafe {

@@ -9,6 +9,13 @@
 //!   0x03 EXIT    serial, kind (0 return, 1 yield, 2 raise, 3 still running at trace end), has value, [len, utf-8]
 //!   0x04 SWITCH  serial                  the following instructions run in that frame
 //!   0x05 TRUNCATED                       max_events reached: nothing follows but the footer
+//! control-flow records (method "control-flow", 3.12+: no INSTR records;
+//! the reader rebuilds the instructions between them from the code table):
+//!   0x06 BEGIN   serial, how (0 about to run, 1 in flight), offset/2
+//!   0x07 REACH   serial, offset/2        the frame ran up to this instruction (in flight)
+//!   0x08 JUMP    how (0 jump/branch, 1 branch left, 2 branch right), from/2, to/2
+//!   0x09 RAISE   offset/2                an exception is raised at or comes out of it
+//!   0x0a HANDLED offset/2                an exception handler starts here
 //! footer: JSON (utf-8)
 //! trailer: footer offset (u64 LE), "SGOPSEND"
 //! ```
@@ -23,6 +30,11 @@ pub const ENTER: u8 = 2;
 pub const EXIT: u8 = 3;
 pub const SWITCH: u8 = 4;
 pub const TRUNCATED: u8 = 5;
+pub const BEGIN: u8 = 6;
+pub const REACH: u8 = 7;
+pub const JUMP: u8 = 8;
+pub const RAISE: u8 = 9;
+pub const HANDLED: u8 = 10;
 
 pub struct Writer {
     out: File,
@@ -151,6 +163,11 @@ pub enum Record {
     Exit { serial: u64, kind: u8, value: Option<String> },
     Switch { serial: u64 },
     Truncated,
+    Begin { serial: u64, in_flight: bool, offset: u32 },
+    Reach { serial: u64, offset: u32 },
+    Jump { how: u8, from: u32, to: u32 },
+    Raise { offset: u32 },
+    Handled { offset: u32 },
 }
 
 pub struct Decoded {
@@ -183,6 +200,10 @@ impl Cursor<'_> {
     fn u32(&mut self) -> Result<u32, String> {
         u32::try_from(self.u()?).map_err(|_| format!("value out of range at byte {}", self.at))
     }
+    /// A byte offset stored as offset / 2.
+    fn offset(&mut self) -> Result<u32, String> {
+        self.u32()?.checked_mul(2).ok_or_else(|| format!("offset overflow at byte {}", self.at))
+    }
     fn s(&mut self) -> Result<String, String> {
         let n = self.u()? as usize;
         let end = self.at.checked_add(n).filter(|&e| e <= self.b.len())
@@ -214,7 +235,7 @@ pub fn decode(data: &[u8], limit: usize) -> Result<Decoded, String> {
         let tag = c.byte()?;
         let r = match tag {
             INSTR => {
-                let offset = c.u32()?.checked_mul(2).ok_or("offset overflow")?;
+                let offset = c.offset()?;
                 let depth = c.u32()?;
                 let n = c.u()? as usize;
                 if n > depth as usize + 1 {
@@ -247,6 +268,22 @@ pub fn decode(data: &[u8], limit: usize) -> Result<Decoded, String> {
             }
             SWITCH => Record::Switch { serial: c.u()? },
             TRUNCATED => Record::Truncated,
+            BEGIN => {
+                let serial = c.u()?;
+                let in_flight = c.byte()? != 0;
+                Record::Begin { serial, in_flight, offset: c.offset()? }
+            }
+            REACH => {
+                let serial = c.u()?;
+                Record::Reach { serial, offset: c.offset()? }
+            }
+            JUMP => {
+                let how = c.byte()?;
+                let from = c.offset()?;
+                Record::Jump { how, from, to: c.offset()? }
+            }
+            RAISE => Record::Raise { offset: c.offset()? },
+            HANDLED => Record::Handled { offset: c.offset()? },
             other => return Err(format!("unknown record tag {other} at byte {}", c.at + 7)),
         };
         records.push(r);
@@ -264,6 +301,11 @@ mod tests {
         let path = dir.to_str().unwrap().to_owned();
         let mut w = Writer::create(&path, 2).unwrap();
         w.push(Rec::new(ENTER).u(1).u(0).u(0).u(0).u(0));
+        w.push(Rec::new(BEGIN).u(1).u(1).u(3));
+        w.push(Rec::new(JUMP).u(2).u(200).u(4));
+        w.push(Rec::new(RAISE).u(5));
+        w.push(Rec::new(HANDLED).u(6));
+        w.push(Rec::new(REACH).u(1).u(7));
         for (off, depth) in [(2u64, 0u64), (300, 1), (4, 2)] {
             if w.room() {
                 w.events += 1;
@@ -285,6 +327,11 @@ mod tests {
             d.records,
             vec![
                 Record::Enter { serial: 1, code: 0, parent: None, depth: 0, kind: 0 },
+                Record::Begin { serial: 1, in_flight: true, offset: 6 },
+                Record::Jump { how: 2, from: 400, to: 8 },
+                Record::Raise { offset: 10 },
+                Record::Handled { offset: 12 },
+                Record::Reach { serial: 1, offset: 14 },
                 Record::Instr { offset: 2, depth: 0, values: Some(vec![]) },
                 Record::Instr { offset: 300, depth: 1, values: Some(vec!["é1".into()]) },
                 Record::Truncated,

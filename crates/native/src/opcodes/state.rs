@@ -92,6 +92,10 @@ pub struct TraceState {
     /// (compared by address; `tool_ref` keeps it alive). NULL on 3.11.
     pub tool: *mut ffi::PyObject,
     pub tool_ref: Option<Py<PyAny>>,
+    /// The recorder writes control flow only (3.12+, no values): jumps,
+    /// branches, exceptions, frame starts and ends, and where each caller
+    /// stands when a callee starts. The reader rebuilds every instruction.
+    pub flow: bool,
 }
 
 /// Hashes pointer-sized keys (code object addresses) with one multiply.
@@ -298,17 +302,26 @@ impl TraceState {
         if !prepared {
             return if traced { Lookup::NeedPrepare { depth, root_depth, root } } else { Lookup::Ignore };
         }
-        Lookup::Known(self.push(iframe, code, depth, root_depth, traced, kind))
+        // SAFETY: forwarded.
+        Lookup::Known(unsafe { self.push(iframe, code, depth, root_depth, traced, kind) })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn push(&mut self, iframe: *mut IFrame, code: usize, depth: u32, root_depth: u32, traced: bool, kind: EnterKind) -> usize {
+    /// # Safety
+    /// `iframe` must be a live frame of this thread executing `code`.
+    pub unsafe fn push(&mut self, iframe: *mut IFrame, code: usize, depth: u32, root_depth: u32, traced: bool, kind: EnterKind) -> usize {
         self.next_serial += 1;
         let serial = self.next_serial;
         if traced {
-            let parent = self.frames.iter().rev().find(|e| e.traced).map_or(0, |e| e.serial);
+            let parent = self.frames.iter().rev().find(|e| e.traced);
+            // control flow: the caller's instruction in flight, before the callee's records
+            // SAFETY: forwarded.
+            let reach = parent.filter(|_| self.flow).and_then(|p| unsafe { in_flight_caller(iframe, p) }.map(|at| (p.serial, at)));
+            let parent = parent.map_or(0, |e| e.serial);
             let id = self.codes.get(&code).and_then(|c| c.as_ref()).map_or(0, |c| c.id);
             if let Sink::Record { writer: Some(w), .. } = &mut self.sink {
+                if let Some((p, at)) = reach {
+                    w.push(Rec::new(recorder::REACH).u(p).u(at / 2));
+                }
                 w.push(Rec::new(recorder::ENTER).u(serial).u(id.into()).u(parent).u(depth.into()).u(kind as u64));
             }
             self.current = serial;
@@ -372,6 +385,156 @@ impl TraceState {
             self.error = Some(pyo3::exceptions::PyRuntimeError::new_err(msg));
         }
         self.stopped = true;
+    }
+}
+
+/// The instruction (byte offset) in flight in `caller`, a frame of the
+/// trace, if it is still on the chain of callers of `iframe` (entries of
+/// `frames` that left without an event may be dead: only a frame found on
+/// the live chain is read).
+///
+/// # Safety
+/// `iframe` must be a live frame of this thread.
+#[cfg(Py_3_12)]
+unsafe fn in_flight_caller(iframe: *mut IFrame, caller: &FrameEntry) -> Option<u64> {
+    // SAFETY: the chain of callers of a live frame on this thread is live.
+    unsafe {
+        let mut p = layout::iframe_previous(iframe);
+        while !p.is_null() {
+            if p == caller.iframe {
+                if layout::iframe_code(p) as usize != caller.code {
+                    return None;
+                }
+                return u64::try_from(crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(p.cast())).ok();
+            }
+            p = layout::iframe_previous(p);
+        }
+        None
+    }
+}
+
+#[cfg(not(Py_3_12))]
+unsafe fn in_flight_caller(_iframe: *mut IFrame, _caller: &FrameEntry) -> Option<u64> {
+    None
+}
+
+/// A control-flow event of the recorder (byte offsets).
+#[cfg_attr(not(Py_3_12), allow(dead_code))]
+pub enum Flow {
+    /// JUMP or BRANCH (how 0), BRANCH_LEFT (1), BRANCH_RIGHT (2).
+    Jump { how: u8, from: usize, to: usize },
+    Raise(usize),
+    Reraise(usize),
+    Handled(usize),
+}
+
+#[cfg_attr(not(Py_3_12), allow(dead_code))]
+impl TraceState {
+    /// The writer of a control-flow recording.
+    fn flow_writer(&mut self) -> Option<&mut Writer> {
+        match &mut self.sink {
+            Sink::Record { writer: Some(w), .. } if self.flow => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Where frame `frames[i]` starts or resumes: about to run `offset`, or
+    /// (a throw into a generator, a frame adopted mid-call) in flight there.
+    pub fn flow_begin(&mut self, i: usize, in_flight: bool, offset: usize) {
+        let Some(e) = self.frames.get(i).filter(|e| e.traced) else { return };
+        let serial = e.serial;
+        if let Some(w) = self.flow_writer() {
+            w.push(Rec::new(recorder::BEGIN).u(serial).u(in_flight.into()).u(offset as u64 / 2));
+        }
+    }
+
+    /// Frame `frames[i]` ran up to the instruction at `offset` (it returns,
+    /// yields or is left in flight there).
+    pub fn flow_reach(&mut self, i: usize, offset: usize) {
+        let Some(e) = self.frames.get(i).filter(|e| e.traced) else { return };
+        let serial = e.serial;
+        if let Some(w) = self.flow_writer() {
+            w.push(Rec::new(recorder::REACH).u(serial).u(offset as u64 / 2));
+        }
+    }
+
+    /// A jump, branch or exception event in the current frame.
+    ///
+    /// # Safety
+    /// `iframe` must be the current frame of this thread, executing `code`.
+    pub unsafe fn flow(&mut self, iframe: *mut IFrame, code: usize, ev: Flow) {
+        // A raise is recorded at the instruction the frame is in: the
+        // event's offset can name a cache entry, or (3.13, an exception out
+        // of a callee) the code unit before the call. (Not for RERAISE: it
+        // restores the frame's position to where the exception first rose.)
+        #[cfg(Py_3_12)]
+        let ev = match ev {
+            // SAFETY: `iframe` is the live current frame (see above).
+            Flow::Raise(at) => Flow::Raise(
+                usize::try_from(unsafe { crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(iframe.cast()) })
+                    .unwrap_or(at),
+            ),
+            other => other,
+        };
+        let at = match ev {
+            Flow::Jump { from, .. } => from,
+            Flow::Raise(at) | Flow::Reraise(at) | Flow::Handled(at) => at,
+        };
+        let i = match self.frames.last() {
+            Some(e) if e.iframe == iframe && e.code == code => self.frames.len() - 1,
+            _ => {
+                // only codes the trace prepared (local events are on for them;
+                // raise events are global and come from every frame)
+                if self.code_info(code).is_none() {
+                    return;
+                }
+                let before = self.next_serial;
+                // SAFETY: forwarded.
+                match unsafe { self.lookup(iframe, code, EnterKind::Resume) } {
+                    Lookup::Known(i) => {
+                        if self.next_serial != before {
+                            // running before it was traced: recorded from here on
+                            self.flow_begin(i, false, at);
+                        }
+                        i
+                    }
+                    _ => return,
+                }
+            }
+        };
+        let e = &self.frames[i];
+        if !e.traced {
+            return;
+        }
+        let serial = e.serial;
+        let current = &mut self.current;
+        let Sink::Record { writer: Some(w), .. } = &mut self.sink else { return };
+        if !self.flow || !w.room() {
+            return;
+        }
+        w.events += 1;
+        if *current != serial {
+            *current = serial;
+            w.byte(recorder::SWITCH);
+            w.u(serial);
+        }
+        match ev {
+            Flow::Jump { how, from, to } => {
+                w.byte(recorder::JUMP);
+                w.byte(how);
+                w.u(from as u64 / 2);
+                w.u(to as u64 / 2);
+            }
+            Flow::Raise(at) | Flow::Reraise(at) => {
+                w.byte(recorder::RAISE);
+                w.u(at as u64 / 2);
+            }
+            Flow::Handled(at) => {
+                w.byte(recorder::HANDLED);
+                w.u(at as u64 / 2);
+            }
+        }
+        w.end();
     }
 }
 
