@@ -4,11 +4,15 @@ and prints the outcome of each test as JSON (used by
 tests/test_opcodes_conformance.py, in a subprocess so that a crash is seen
 as a crash).
 
-    python opcodes_conformance_runner.py test_generators [--trace | --record PATH]
+    python opcodes_conformance_runner.py test_generators [--trace | --record PATH [--flow] | --compare-flow]
 
 --trace delivers a stack snapshot to a Python callback at every instruction;
 --record uses the native recorder (values rendered in Rust, no Python code
-runs per instruction).
+runs per instruction); with --flow it records control flow only and the
+recording is read back (every instruction rebuilt) before the outcome is
+printed. --compare-flow records the module's tests with both recorder
+methods (depths only) and prints whether the rebuilt instructions equal the
+per-instruction ones.
 """
 import io
 import json
@@ -80,12 +84,17 @@ def main():
         f = code.co_filename
         return f.startswith("<doctest") or os.path.realpath(f) == test_file
 
+    if "--compare-flow" in sys.argv:
+        compare_flow(mod, in_test_module)
+        return
     if record:
         from spyglass import opcodes
 
-        r = opcodes.Recorder(record, follow=True, max_depth=400, filter=in_test_module, max_events=50_000_000)
+        flow = "--flow" in sys.argv
+        r = opcodes.Recorder(record, follow=True, max_depth=400, filter=in_test_module, max_events=50_000_000,
+                             reprs="none" if flow else "safe", method="control-flow" if flow else "instructions")
         r.call(run)
-        counts["instructions"] = r.stats["instructions"]
+        counts["instructions"] = opcodes.read(record).stats["instructions"] if flow else r.stats["instructions"]
     elif traced:
         from spyglass import opcodes
 
@@ -97,6 +106,31 @@ def main():
     else:
         run()
     json.dump(dict(outcome=result.outcome, counts=counts, details=stream.getvalue()[-4000:]), sys.stdout)
+
+
+def compare_flow(mod, in_test_module):
+    import tempfile
+
+    from spyglass import opcodes
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+    from flow_workloads import events, first_difference
+
+    streams = {}
+    for method in ("control-flow", "instructions"):
+        suite = unittest.defaultTestLoader.loadTestsFromModule(mod)
+        fd, path = tempfile.mkstemp(suffix=".sgops")
+        os.close(fd)
+        try:
+            opcodes.Recorder(path, reprs="none", method=method, follow=True, max_depth=400,
+                             filter=in_test_module, max_events=50_000_000).call(
+                lambda: suite.run(unittest.TestResult()))
+            streams[method] = events(opcodes.read(path))
+        finally:
+            os.unlink(path)
+    a, b = streams["control-flow"], streams["instructions"]
+    json.dump(dict(events=len(b), instructions=sum(1 for e in b if e[0] == "i"), exact=a == b,
+                   diff="" if a == b else first_difference(a, b)), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from spyglass import opcodes as O
 from spyglass.flow_expand import FlowError
 
 import flow_workloads
+from flow_workloads import events, first_difference
 
 FLOW = sys.version_info >= (3, 12)
 needs_flow = pytest.mark.skipif(not FLOW, reason="control-flow recording needs sys.monitoring (3.12+)")
@@ -25,27 +26,6 @@ def stream(path, fn, method, **kw):
     r = O.read(path)
     assert r.footer["method"] == method
     return events(r)
-
-
-def events(r):
-    out = []
-    for e in r.events():
-        c = r.codes[e["code"]] if e.get("code") is not None else {}
-        key = (c.get("qualname"), c.get("firstlineno"))
-        if e["kind"] == "instr":
-            out.append(("i", key, e["offset"], e["opname"], e["depth"], e["call_depth"]))
-        elif e["kind"] == "enter":
-            out.append(("enter", key, e["how"], e["call_depth"]))
-        elif e["kind"] == "exit":
-            out.append(("exit", key, e["how"]))
-        else:
-            out.append((e["kind"],))
-    return out
-
-
-def first_difference(a, b):
-    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    return f"at event {k} of {len(a)}/{len(b)}:\n  flow {a[max(0, k - 3):k + 3]}\n  ref  {b[max(0, k - 3):k + 3]}"
 
 
 @needs_flow

@@ -126,8 +126,10 @@ def expand(records: list, codes: list[dict], limit: int) -> Iterator[tuple]:
         target = c.start(target)
         if f.inflight == target:
             return []  # the same instruction still (a callee returned or raised)
-        if raised and c.opname[target] == "RESUME" and c.prev.get(target) == f.inflight:
-            return []  # 3.13+: a throw raises in a generator positioned after its yield
+        if c.opname[target] == "RESUME" and c.prev.get(target) == f.inflight:
+            # 3.13+: a generator thrown into is positioned after its yield
+            # while the exception unwinds it
+            return []
         if not f.pos:
             raise FlowError(f"{c.name}: no known position before offset {target}")
         p = c.path(f.pos, target)
@@ -191,9 +193,11 @@ def expand(records: list, codes: list[dict], limit: int) -> Iterator[tuple]:
                 before_dest = c.prev.get(dest)
                 if how == 2 and before_dest is not None and c.opname[before_dest] == "END_ASYNC_FOR":
                     # 3.14: an async for's exit names the END_SEND as its
-                    # source, from the END_ASYNC_FOR handler
+                    # source, from the END_ASYNC_FOR handler; the event comes
+                    # before the handler knows whether the exception ends the
+                    # loop, so END_ASYNC_FOR stays in flight (it may re-raise)
                     yield from emit(serial, upto(serial, before_dest))
-                    f.pos, f.inflight = (dest,), None
+                    f.pos = (dest,)
                     continue
                 yield from emit(serial, upto(serial, src))
                 src = c.start(src)

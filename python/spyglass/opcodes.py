@@ -576,6 +576,8 @@ def _finish(session: _Session, owner) -> None:
             owner._live.remove(session)
     try:
         owner.stats = session.tracer.stats()
+        if session.flow:
+            owner.stats["instructions"] = None  # not known until `read` rebuilds them
         owner.codes = session.table.codes
         if isinstance(owner, Recorder):
             owner._write_footer(session)

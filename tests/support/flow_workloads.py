@@ -1,7 +1,7 @@
 """Deterministic workloads for tests/test_opcodes_flow.py: each exercises a
 way control can move (loops, exceptions across frames, generators and
 coroutines resumed and thrown into, `with`, callbacks from C, dunders,
-`match`, stdlib code)."""
+`match`, stdlib code), and the helpers that compare recordings of them."""
 import argparse
 import ast
 import collections
@@ -332,3 +332,75 @@ WORKLOADS = {
     "unpack_and_comprehensions": unpack_and_comprehensions,
     "while_else_and_assert": lambda: [while_else_and_assert(n) for n in (0, 3)],
 }
+
+
+# generators closed while suspended in a loop over another generator
+def _inner_gen(n):
+    for i in range(n):
+        yield i
+
+
+def _outer_gen():
+    for x in _inner_gen(5):
+        yield x
+
+
+def closing_generators():
+    g = _outer_gen()
+    out = [next(g), next(g)]
+    g.close()
+    h = _outer_gen()
+    for v in h:
+        if v == 2:
+            break
+    del h
+    return out
+
+
+# an async comprehension over an async generator that raises
+async def _agen_raises():
+    yield 1
+    yield 2
+    raise KeyError("aaa")
+
+
+async def _async_listcomp():
+    return [i async for i in _agen_raises()]
+
+
+def async_comprehension_raises():
+    c = _async_listcomp()
+    try:
+        while True:
+            c.send(None)
+    except KeyError as e:
+        return str(e)
+
+
+WORKLOADS["closing_generators"] = closing_generators
+WORKLOADS["async_comprehension_raises"] = async_comprehension_raises
+
+
+# ---------------------------------------------------------------- comparing recordings
+
+def events(r):
+    """A recording's events, code objects named by (qualname, first line) so
+    that two recordings compare equal when they ran the same instructions."""
+    out = []
+    for e in r.events():
+        c = r.codes[e["code"]] if e.get("code") is not None else {}
+        key = (c.get("qualname"), c.get("firstlineno"))
+        if e["kind"] == "instr":
+            out.append(("i", key, e["offset"], e["opname"], e["depth"], e["call_depth"]))
+        elif e["kind"] == "enter":
+            out.append(("enter", key, e["how"], e["call_depth"]))
+        elif e["kind"] == "exit":
+            out.append(("exit", key, e["how"]))
+        else:
+            out.append((e["kind"],))
+    return out
+
+
+def first_difference(a, b):
+    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return f"at event {k} of {len(a)}/{len(b)}:\n  flow {a[max(0, k - 3):k + 3]}\n  ref  {b[max(0, k - 3):k + 3]}"
