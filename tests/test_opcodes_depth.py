@@ -103,6 +103,35 @@ def _workload():
     string.Template("$a-$b").substitute(a=1, b=2)
     collections.Counter("mississippi").most_common(2)
     collections.OrderedDict(a=1).move_to_end("a")
+    # async for, async with and async comprehensions (3.14 compiles the end
+    # of an async for with END_ASYNC_FOR's pseudo-jump)
+    c = _async_main()
+    try:
+        c.send(None)
+    except StopIteration as e:
+        assert e.value == [0, 1, 2, 0, 1, 2, "in"]
+
+
+async def _agen():
+    for i in range(3):
+        yield i
+
+
+class _ACtx:
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *a):
+        return False
+
+
+async def _async_main():
+    out = [v async for v in _agen()]
+    async for v in _agen():
+        out.append(v)
+    async with _ACtx():
+        out.append("in")
+    return out
 
 
 def _direct_call_check(mismatches, checked):
