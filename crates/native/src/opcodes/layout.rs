@@ -220,14 +220,15 @@ pub enum Slot {
 pub fn decode_stackref(bits: usize) -> Slot {
     const TAG_REFCNT: usize = 1;
     const INT_TAG: usize = 3;
-    if bits == TAG_REFCNT {
+    // an object (tag 0 or 1, above the first page) first: the common case
+    if bits & 2 == 0 && bits >= 4096 {
+        Slot::Obj((bits & !TAG_REFCNT) as *mut ffi::PyObject)
+    } else if bits == TAG_REFCNT {
         Slot::Null
     } else if bits & INT_TAG == INT_TAG {
         Slot::Int((bits as isize) >> 2)
-    } else if bits & INT_TAG == 2 || bits < 4096 {
-        Slot::Invalid(bits)
     } else {
-        Slot::Obj((bits & !TAG_REFCNT) as *mut ffi::PyObject)
+        Slot::Invalid(bits)
     }
 }
 

@@ -14,6 +14,7 @@ use super::state::{self, Deliver, EnterKind, ExitKind, Flow, Lookup, ACTIVE};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 unsafe fn none() -> *mut ffi::PyObject {
     // SAFETY: the GIL is held (we are inside a Python call).
@@ -123,6 +124,80 @@ unsafe fn prepare_then_instruction(
     }
 }
 
+/// Whether `offset_arg` may read small ints directly (set once the layout
+/// it reads was checked against the running interpreter, see `callbacks`).
+static COMPACT_INTS: AtomicBool = AtomicBool::new(false);
+
+/// The value of a "compact" int, one that fits in one digit (3.12+
+/// `_PyLong_IsCompact` and `_PyLong_CompactValue`, static inline functions
+/// of Include/cpython/longintrepr.h: `lv_tag` follows the object header,
+/// below 16 for compact ints, its low two bits the sign (2 = negative); the
+/// first 30-bit digit follows it). None for any other int.
+///
+/// # Safety
+/// `o` must be a live int object (exactly `int`).
+#[inline(always)]
+unsafe fn compact_int(o: *mut ffi::PyObject) -> Option<isize> {
+    // SAFETY: an int object is at least its header, `lv_tag` and one digit.
+    unsafe {
+        let tag = *(o as *const usize).add(2);
+        if tag >= 16 {
+            return None;
+        }
+        let digit = *((o as *const usize).add(3) as *const u32) as isize;
+        Some(if tag & 3 == 2 { -digit } else { digit })
+    }
+}
+
+/// Checks `compact_int` against `PyLong_AsSsize_t` on ints of every size
+/// class; only a full match turns the direct reads on.
+fn check_compact_ints() -> bool {
+    let compact: [isize; 9] = [0, 1, 2, 7, 255, 256, 4_000, 65_536, (1 << 30) - 1];
+    let wide: [isize; 3] = [1 << 30, 1 << 40, -(1 << 31)];
+    // SAFETY: the GIL is held (called from a Python function); every object
+    // is a new int, read while we hold it and then released.
+    unsafe {
+        let check = |v: isize, want_compact: bool| {
+            let o = ffi::PyLong_FromSsize_t(v);
+            if o.is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            let ok = ffi::Py_TYPE(o) == &raw mut ffi::PyLong_Type
+                && ffi::PyLong_AsSsize_t(o) == v
+                && match compact_int(o) {
+                    Some(got) => want_compact && got == v,
+                    None => !want_compact,
+                };
+            ffi::Py_DECREF(o);
+            ok
+        };
+        compact.iter().all(|&v| check(v, true) && (v == 0 || check(-v, true)))
+            && wide.iter().all(|&v| check(v, false))
+    }
+}
+
+/// The instruction offset sys.monitoring passes (an int), or -1 when it is
+/// not a non-negative int that fits.
+#[inline(always)]
+unsafe fn offset_arg(o: *mut ffi::PyObject) -> isize {
+    // SAFETY: `o` is a live object (an argument of the current call); the
+    // direct read only happens on exact ints, once the layout was checked.
+    unsafe {
+        if COMPACT_INTS.load(Ordering::Relaxed) && ffi::Py_TYPE(o) == &raw mut ffi::PyLong_Type {
+            if let Some(v) = compact_int(o) {
+                return v;
+            }
+        }
+        let v = ffi::PyLong_AsSsize_t(o);
+        if v < 0 {
+            ffi::PyErr_Clear();
+            return -1;
+        }
+        v
+    }
+}
+
 unsafe extern "C" fn on_instruction(
     slf: *mut ffi::PyObject,
     args: *mut *mut ffi::PyObject,
@@ -134,9 +209,8 @@ unsafe extern "C" fn on_instruction(
             return none();
         }
         let code = *args;
-        let offset = ffi::PyLong_AsSsize_t(*args.add(1));
+        let offset = offset_arg(*args.add(1));
         if offset < 0 {
-            ffi::PyErr_Clear();
             return none();
         }
         let ts = ffi::PyThreadState_Get();
@@ -365,6 +439,9 @@ static FLOW_DEFS: FlowDefs = FlowDefs([
 /// different threads.
 #[pyfunction]
 pub fn callbacks<'py>(py: Python<'py>, tool_obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    if !COMPACT_INTS.load(Ordering::Relaxed) && check_compact_ints() {
+        COMPACT_INTS.store(true, Ordering::Relaxed);
+    }
     let d = pyo3::types::PyDict::new(py);
     for def in DEFS.0.iter().chain(FLOW_DEFS.0.iter()) {
         // SAFETY: `def` is 'static; PyCFunction_NewEx keeps a reference to

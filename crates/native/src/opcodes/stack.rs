@@ -52,39 +52,65 @@ pub unsafe fn snapshot_reusing(
         if list.is_null() {
             return list;
         }
+        // the item array is read once: the stores below cannot move it
+        let items = (*(list as *mut ffi::PyListObject)).ob_item;
         for i in 0..depth {
             let item = match layout::slot(f, nlocalsplus + i) {
-                Slot::Null => {
-                    ffi::Py_INCREF(null);
-                    null
-                }
                 Slot::Obj(p) => {
                     ffi::Py_INCREF(p);
                     p
                 }
+                Slot::Null => {
+                    ffi::Py_INCREF(null);
+                    null
+                }
                 Slot::Int(v) => {
                     let o = ffi::PyLong_FromSsize_t(v);
                     if o.is_null() {
-                        ffi::Py_DECREF(list);
-                        return o;
+                        return abandon(list, i);
                     }
                     o
                 }
-                Slot::Invalid(bits) => {
-                    ffi::Py_DECREF(list);
-                    let msg = std::ffi::CString::new(format!(
-                        "spyglass.opcodes: stack slot {i} holds bits {bits:#x} that no known \
-                         encoding produces; refusing to read it"
-                    ))
-                    .unwrap_or_default();
-                    ffi::PyErr_SetString(ffi::PyExc_RuntimeError, msg.as_ptr());
-                    return std::ptr::null_mut();
-                }
+                Slot::Invalid(bits) => return invalid_slot(list, i, bits),
             };
-            *(*(list as *mut ffi::PyListObject)).ob_item.add(i) = item;
+            *items.add(i) = item;
         }
         list
     }
+}
+
+/// Drops a partly filled snapshot (its first `filled` items are set) after
+/// an error; returns NULL with the exception left set.
+#[cold]
+#[inline(never)]
+unsafe fn abandon(list: *mut ffi::PyObject, filled: usize) -> *mut ffi::PyObject {
+    // SAFETY: `list` is a list we own; its item slots from `filled` on hold
+    // no references of ours (NULL, or stale pointers a recycled spare kept
+    // past its old size), so its size is cut to the filled part before the
+    // list is dropped.
+    unsafe {
+        set_size(list, filled as ffi::Py_ssize_t);
+        ffi::Py_DECREF(list);
+    }
+    std::ptr::null_mut()
+}
+
+/// The error for a stack slot that decodes as nothing known (see
+/// [`layout::decode_stackref`]): the snapshot is dropped, never read.
+#[cold]
+#[inline(never)]
+unsafe fn invalid_slot(list: *mut ffi::PyObject, i: usize, bits: usize) -> *mut ffi::PyObject {
+    // SAFETY: as in `abandon`; the GIL is held.
+    unsafe {
+        abandon(list, i);
+        let msg = std::ffi::CString::new(format!(
+            "spyglass.opcodes: stack slot {i} holds bits {bits:#x} that no known \
+             encoding produces; refusing to read it"
+        ))
+        .unwrap_or_default();
+        ffi::PyErr_SetString(ffi::PyExc_RuntimeError, msg.as_ptr());
+    }
+    std::ptr::null_mut()
 }
 
 /// `Py_SET_SIZE` (a static inline function in the C API).
@@ -102,7 +128,7 @@ unsafe fn set_size(list: *mut ffi::PyObject, n: ffi::Py_ssize_t) {
 ///
 /// # Safety
 /// The GIL must be held; `list` is a list we own one reference to.
-#[inline]
+#[inline(always)]
 pub unsafe fn recycle(spare: &mut *mut ffi::PyObject, list: *mut ffi::PyObject) {
     // SAFETY: as documented; with a reference count of 1 the list is only
     // reachable through our reference.

@@ -706,6 +706,38 @@ fn code_name(code: usize) -> String {
     }
 }
 
+/// `callback(*args)`. A Python function is called through its own
+/// vectorcall slot: `PyObject_Vectorcall` would add a thread state lookup
+/// and a result check that only matters for C callables (a Python function
+/// returns NULL exactly when it raised). The spare slot before the
+/// arguments lets a bound method prepend `self` without copying.
+///
+/// # Safety
+/// The GIL must be held; the callback and the arguments are live.
+#[inline(always)]
+unsafe fn call3(callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3]) -> *mut ffi::PyObject {
+    let mut argv = [std::ptr::null_mut(), args[0], args[1], args[2]];
+    let nargsf = 3 | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET;
+    // SAFETY: `argv[1..]` holds the three arguments and `argv[0]` may be
+    // overwritten by the callee (PY_VECTORCALL_ARGUMENTS_OFFSET). Function
+    // objects support vectorcall (`tp_vectorcall_offset` names the slot of
+    // the object that holds the function pointer, set for every function).
+    unsafe {
+        let argp = argv.as_mut_ptr().add(1);
+        let tp = ffi::Py_TYPE(callback);
+        if tp == &raw mut ffi::PyFunction_Type {
+            let off = (*tp).tp_vectorcall_offset;
+            if off > 0 {
+                let slot = (callback as *const u8).offset(off) as *const Option<ffi::vectorcallfunc>;
+                if let Some(f) = *slot {
+                    return f(callback, argp, nargsf, std::ptr::null_mut());
+                }
+            }
+        }
+        ffi::PyObject_Vectorcall(callback, argp, nargsf, std::ptr::null_mut())
+    }
+}
+
 /// Calls the user's callback outside any borrow of the state; on error the
 /// trace stops and the exception is kept for `Trace` to re-raise.
 /// Returns false when the callback raised (the exception is left set so that
@@ -717,7 +749,7 @@ pub unsafe fn deliver(d: Deliver) -> bool {
     let Deliver::Call { callback, args } = d else { return true };
     // SAFETY: the GIL is held and all references are owned by `d`.
     unsafe {
-        let r = ffi::PyObject_Vectorcall(callback, args.as_ptr(), 3, std::ptr::null_mut());
+        let r = call3(callback, args);
         let [list, frame, instr] = args;
         ffi::Py_DECREF(frame);
         ffi::Py_DECREF(instr);
