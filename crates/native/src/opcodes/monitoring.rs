@@ -324,20 +324,13 @@ unsafe fn flow(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, ev: Flow) -> 
     }
 }
 
-/// A non-negative integer argument of an event, or None.
-unsafe fn offset_arg(o: *mut ffi::PyObject) -> Option<usize> {
-    // SAFETY: the GIL is held; `o` is an argument the interpreter passed.
-    unsafe {
-        if o.is_null() {
-            return None;
-        }
-        let v = ffi::PyLong_AsSsize_t(o);
-        if v < 0 {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        Some(v as usize)
+/// A non-negative integer argument of an event (an offset), or None.
+unsafe fn event_offset(o: *mut ffi::PyObject) -> Option<usize> {
+    if o.is_null() {
+        return None;
     }
+    // SAFETY: `o` is an argument the interpreter passed to the callback.
+    usize::try_from(unsafe { offset_arg(o) }).ok()
 }
 
 macro_rules! callback {
@@ -354,7 +347,7 @@ macro_rules! callback {
                     return none();
                 }
                 let code = *args;
-                let Some(offset) = offset_arg(*args.add(1)) else { return none() };
+                let Some(offset) = event_offset(*args.add(1)) else { return none() };
                 let value = if nargs >= 3 { *args.add(2) } else { std::ptr::null_mut() };
                 let f: unsafe fn(*mut ffi::PyObject, *mut ffi::PyObject, usize, *mut ffi::PyObject) -> *mut ffi::PyObject = $body;
                 f(slf, code, offset, value)
@@ -372,17 +365,17 @@ callback!(on_py_unwind, |tool, code, at, v| leave(tool, code, at, ExitKind::Rais
 callback!(on_raise, |tool, code, at, _| flow(tool, code, Flow::Raise(at)));
 callback!(on_reraise, |tool, code, at, _| flow(tool, code, Flow::Reraise(at)));
 callback!(on_handled, |tool, code, at, _| flow(tool, code, Flow::Handled(at)));
-callback!(on_jump, |tool, code, from, to| match offset_arg(to) {
+callback!(on_jump, |tool, code, from, to| match event_offset(to) {
     Some(to) => flow(tool, code, Flow::Jump { how: 0, from, to }),
     None => none(),
 });
 #[cfg(Py_3_14)]
-callback!(on_branch_left, |tool, code, from, to| match offset_arg(to) {
+callback!(on_branch_left, |tool, code, from, to| match event_offset(to) {
     Some(to) => flow(tool, code, Flow::Jump { how: 1, from, to }),
     None => none(),
 });
 #[cfg(Py_3_14)]
-callback!(on_branch_right, |tool, code, from, to| match offset_arg(to) {
+callback!(on_branch_right, |tool, code, from, to| match event_offset(to) {
     Some(to) => flow(tool, code, Flow::Jump { how: 2, from, to }),
     None => none(),
 });
