@@ -10,29 +10,17 @@ stack pointer we compare:
   `stacktop` at -1 there after an opcode event);
 - every version: a suspended generator's saved depth at each yield.
 """
-import ast
-import collections
-import dataclasses
 import dis
-import difflib
-import email.parser
-import fractions
 import importlib
-import ipaddress
-import json
-import pprint
-import re
-import shlex
-import statistics
-import string
 import sys
-import textwrap
 import types
 
 import pytest
 
 from spyglass import _native, opcodes as O
 from spyglass.stackdepth import StackDepthError, nlocalsplus, stack_depths
+
+from stdlib_workload import run as _workload
 
 MODULES = [
     "json.decoder", "json.encoder", "re._parser", "re._compiler", "textwrap", "difflib", "argparse",
@@ -70,68 +58,6 @@ def test_analysis_refuses_inconsistent_code():
     small = code.replace(co_stacksize=1)
     with pytest.raises(StackDepthError, match="co_stacksize"):
         stack_depths(small)
-
-
-def _workload():
-    data = {"a": [1, 2.5, None, True, "x" * 3], "b": {"c": [{"d": i} for i in range(5)]}}
-    assert json.loads(json.dumps(data, indent=1, sort_keys=True)) == data
-    rx = re.compile(r"(?P<w>\w+)\s*=\s*(\d+|'[^']*')")
-    assert rx.findall("a = 1, bb='two'")
-    textwrap.fill("lorem ipsum dolor sit amet " * 8, width=30)
-    list(difflib.unified_diff(["a\n", "b\n", "c\n"], ["a\n", "c\n", "d\n"]))
-    import argparse
-    p = argparse.ArgumentParser(prog="x")
-    p.add_argument("--n", type=int, default=3)
-    p.add_argument("files", nargs="*")
-    assert p.parse_args(["--n", "4", "f1", "f2"]).n == 4
-    Point = dataclasses.make_dataclass("Point", [("x", int), ("y", int, dataclasses.field(default=0))])
-    assert Point(1) == Point(1, 0)
-    msg = email.parser.Parser().parsestr("From: a@b\nSubject: hi\n\nbody\n")
-    assert msg["subject"] == "hi"
-    assert statistics.median([3, 1, 2]) == 2
-    statistics.stdev([1.0, 2.0, 4.0])
-    assert fractions.Fraction(3, 6) + fractions.Fraction(1, 3) == fractions.Fraction(5, 6)
-    net = ipaddress.ip_network("10.0.0.0/29")
-    assert len(list(net.hosts())) == 6
-    pprint.pformat({"k": list(range(30)), "n": {"x": (1, 2)}}, width=20)
-    import enum
-    Color = enum.Enum("Color", "RED GREEN")
-    assert Color.RED.name == "RED"
-    tree = ast.parse("def f(a, *b, c=1):\n    return [x async for x in a] if b else {c: a}\n")
-    ast.unparse(tree)
-    assert shlex.split("a 'b c' \"d\"") == ["a", "b c", "d"]
-    string.Template("$a-$b").substitute(a=1, b=2)
-    collections.Counter("mississippi").most_common(2)
-    collections.OrderedDict(a=1).move_to_end("a")
-    # async for, async with and async comprehensions (3.14 compiles the end
-    # of an async for with END_ASYNC_FOR's pseudo-jump)
-    c = _async_main()
-    try:
-        c.send(None)
-    except StopIteration as e:
-        assert e.value == [0, 1, 2, 0, 1, 2, "in"]
-
-
-async def _agen():
-    for i in range(3):
-        yield i
-
-
-class _ACtx:
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *a):
-        return False
-
-
-async def _async_main():
-    out = [v async for v in _agen()]
-    async for v in _agen():
-        out.append(v)
-    async with _ACtx():
-        out.append("in")
-    return out
 
 
 def _direct_call_check(mismatches, checked):
