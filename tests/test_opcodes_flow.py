@@ -128,6 +128,21 @@ def test_flow_max_events_bounds_the_rebuilt_instructions(tmp_path):
     assert ev[-1] == ("truncated",)
     assert sum(1 for e in ev if e[0] == "i") <= 30
     assert r.stats["truncated"] is True
+    # calls of straight-line code write frame records only: they count too
+    O.Recorder(tmp_path / "b", reprs="none", max_events=30, follow=True).call(many_calls, 500)
+    ev = events(O.read(tmp_path / "b"))
+    assert ev[-1] == ("truncated",)
+    assert sum(1 for e in ev if e[0] == "enter") <= 30
+    raw, _ = O._N.decode_recording((tmp_path / "b").read_bytes(), sys.maxsize)
+    assert sum(1 for rec in raw if rec[0] not in ("S", "T")) <= 30  # frame switches are not events
+
+
+def straight(x):
+    return x + 1
+
+
+def many_calls(n):
+    return [straight(i) for i in range(n)]
 
 
 @needs_flow

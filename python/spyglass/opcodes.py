@@ -729,7 +729,8 @@ class Recorder(_Roots):
     "control-flow" (3.12+, ``reprs="none"`` only) writes only jumps,
     branches, exceptions and frame starts and ends, and `read` rebuilds
     every instruction from them (``max_events`` then bounds both the
-    records written and the instructions rebuilt). "auto", the default,
+    records written, frame records included, and the instructions
+    rebuilt). "auto", the default,
     picks "control-flow" where it applies.
     """
 

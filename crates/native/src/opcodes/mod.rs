@@ -296,8 +296,9 @@ impl Tracer {
                     "full" => stack::ReprMode::Full,
                     other => return Err(PyValueError::new_err(format!("reprs must be 'none', 'safe' or 'full', not {other:?}"))),
                 };
-                let writer = recorder::Writer::create(&path, max_events)
+                let mut writer = recorder::Writer::create(&path, max_events)
                     .map_err(|e| PyRuntimeError::new_err(format!("cannot write the recording {path}: {e}")))?;
+                writer.count_all = flow;
                 Sink::Record { writer: Some(writer), reprs, max_repr: max_repr.clamp(8, 1 << 20), max_values: max_values.min(1 << 16) }
             }
             _ => return Err(PyValueError::new_err("give exactly one of callback and record")),

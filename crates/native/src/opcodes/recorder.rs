@@ -43,6 +43,9 @@ pub struct Writer {
     pub max_events: u64,
     pub truncated: bool,
     pub error: Option<io::Error>,
+    /// Every record counts toward `max_events`, not only instructions (a
+    /// control-flow recording, where frame records can outnumber the rest).
+    pub count_all: bool,
 }
 
 #[inline]
@@ -83,7 +86,7 @@ impl Writer {
         let out = File::create(path)?;
         let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
         buf.extend_from_slice(MAGIC);
-        Ok(Writer { out, buf, events: 0, max_events, truncated: false, error: None })
+        Ok(Writer { out, buf, events: 0, max_events, truncated: false, error: None, count_all: false })
     }
 
     /// Whether another instruction may be recorded.
@@ -101,6 +104,12 @@ impl Writer {
     }
 
     pub fn push(&mut self, rec: &Rec) {
+        if self.count_all {
+            if !self.room() {
+                return;
+            }
+            self.events += 1;
+        }
         if !self.truncated {
             self.buf.extend_from_slice(&rec.0);
             self.end();
