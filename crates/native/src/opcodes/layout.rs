@@ -285,6 +285,26 @@ pub unsafe fn iframe_previous(f: *const IFrame) -> *mut IFrame {
     unsafe { (*f).previous }
 }
 
+/// The byte offset of the instruction the frame last started: the one in
+/// flight while the frame calls out, or the one raising (3.12+; None on
+/// 3.11, where only the control-flow recorder, 3.12+, would ask).
+///
+/// # Safety
+/// `f` must point to a live interpreter frame of this thread.
+#[inline]
+pub unsafe fn lasti(f: *mut IFrame) -> Option<usize> {
+    #[cfg(Py_3_12)]
+    {
+        // SAFETY: forwarded; the function only reads the frame and never raises.
+        usize::try_from(unsafe { crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(f.cast()) }).ok()
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        let _ = f;
+        None
+    }
+}
+
 /// The head of `PyCodeObject` (`_PyCode_DEF` in `cpython/code.h`, 3.13 and
 /// 3.14) up to `co_flags`; checked by `verify` before any use.
 #[cfg(Py_3_13)]

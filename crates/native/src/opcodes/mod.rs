@@ -414,11 +414,9 @@ impl Tracer {
                 if !st.frames.iter().any(|e| e.iframe == iframe) {
                     let i = st.push(iframe, code, 0, 0, true, state::EnterKind::Resume);
                     // in flight in the call that adopts it (`with recorder:`)
-                    #[cfg(Py_3_12)]
-                    if let Ok(at) = usize::try_from(crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(iframe.cast())) {
+                    if let Some(at) = layout::lasti(iframe) {
                         st.flow_begin(i, true, at);
                     }
-                    let _ = i;
                 }
                 #[cfg(not(Py_3_12))]
                 layout::set_trace_opcodes(f, true);
@@ -439,12 +437,10 @@ impl Tracer {
             // frame that is executing on this thread.
             let iframe = unsafe { layout::iframe_of(f) };
             if let Some(i) = st.frames.iter().rposition(|e| e.iframe == iframe) {
-                #[cfg(Py_3_12)]
                 // SAFETY: as above: a live interpreter frame.
-                if let Ok(at) = usize::try_from(unsafe { crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(iframe.cast()) }) {
+                if let Some(at) = unsafe { layout::lasti(iframe) } {
                     st.flow_reach(i, at);
                 }
-                let _ = i;
             }
             Ok(())
         })

@@ -312,7 +312,7 @@ unsafe fn flow(tool: *mut ffi::PyObject, code: *mut ffi::PyObject, ev: Flow) -> 
         ACTIVE.with_ts(ts, |c| {
             let Ok(mut g) = c.try_borrow_mut() else { return };
             let Some(st) = g.as_mut() else { return };
-            if st.stopped || st.tool != tool || !st.flow {
+            if st.stopped || st.tool != tool {
                 return;
             }
             // SAFETY: the GIL is held and `ts` is this thread's state.

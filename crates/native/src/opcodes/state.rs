@@ -312,16 +312,17 @@ impl TraceState {
         self.next_serial += 1;
         let serial = self.next_serial;
         if traced {
-            let parent = self.frames.iter().rev().find(|e| e.traced);
-            // control flow: the caller's instruction in flight, before the callee's records
-            // SAFETY: forwarded.
-            let reach = parent.filter(|_| self.flow).and_then(|p| unsafe { in_flight_caller(iframe, p) }.map(|at| (p.serial, at)));
-            let parent = parent.map_or(0, |e| e.serial);
+            let parent = self.frames.iter().rposition(|e| e.traced);
+            if let Some(p) = parent.filter(|_| self.flow) {
+                // control flow: the caller's instruction in flight, before the callee's records
+                // SAFETY: forwarded.
+                if let Some(at) = unsafe { in_flight_caller(iframe, &self.frames[p]) } {
+                    self.flow_reach(p, at);
+                }
+            }
+            let parent = parent.map_or(0, |p| self.frames[p].serial);
             let id = self.codes.get(&code).and_then(|c| c.as_ref()).map_or(0, |c| c.id);
             if let Sink::Record { writer: Some(w), .. } = &mut self.sink {
-                if let Some((p, at)) = reach {
-                    w.push(Rec::new(recorder::REACH).u(p).u(at / 2));
-                }
                 w.push(Rec::new(recorder::ENTER).u(serial).u(id.into()).u(parent).u(depth.into()).u(kind as u64));
             }
             self.current = serial;
@@ -395,8 +396,7 @@ impl TraceState {
 ///
 /// # Safety
 /// `iframe` must be a live frame of this thread.
-#[cfg(Py_3_12)]
-unsafe fn in_flight_caller(iframe: *mut IFrame, caller: &FrameEntry) -> Option<u64> {
+unsafe fn in_flight_caller(iframe: *mut IFrame, caller: &FrameEntry) -> Option<usize> {
     // SAFETY: the chain of callers of a live frame on this thread is live.
     unsafe {
         let mut p = layout::iframe_previous(iframe);
@@ -405,17 +405,12 @@ unsafe fn in_flight_caller(iframe: *mut IFrame, caller: &FrameEntry) -> Option<u
                 if layout::iframe_code(p) as usize != caller.code {
                     return None;
                 }
-                return u64::try_from(crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(p.cast())).ok();
+                return layout::lasti(p);
             }
             p = layout::iframe_previous(p);
         }
         None
     }
-}
-
-#[cfg(not(Py_3_12))]
-unsafe fn in_flight_caller(_iframe: *mut IFrame, _caller: &FrameEntry) -> Option<u64> {
-    None
 }
 
 /// A control-flow event of the recorder (byte offsets).
@@ -467,13 +462,9 @@ impl TraceState {
         // event's offset can name a cache entry, or (3.13, an exception out
         // of a callee) the code unit before the call. (Not for RERAISE: it
         // restores the frame's position to where the exception first rose.)
-        #[cfg(Py_3_12)]
         let ev = match ev {
             // SAFETY: `iframe` is the live current frame (see above).
-            Flow::Raise(at) => Flow::Raise(
-                usize::try_from(unsafe { crate::ffi_extra::PyUnstable_InterpreterFrame_GetLasti(iframe.cast()) })
-                    .unwrap_or(at),
-            ),
+            Flow::Raise(at) => Flow::Raise(unsafe { layout::lasti(iframe) }.unwrap_or(at)),
             other => other,
         };
         let at = match ev {
