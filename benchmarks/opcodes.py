@@ -164,8 +164,9 @@ def main() -> int:
     os.close(fd)
     try:
         rec_none, plain = pair(lambda: opcodes.Recorder(path, reprs="none").call(work, n), lambda: work(n), repeat)
-        instructions = opcodes.read(path).stats.get("instructions", 0)
-        method = opcodes.read(path).footer.get("method", "instructions")
+        recording = opcodes.read(path)
+        instructions = recording.stats.get("instructions", 0)
+        method = recording.footer.get("method", "instructions")
         if method != "instructions":
             rec_instr = best(lambda: opcodes.Recorder(path, reprs="none", method="instructions").call(work, n),
                              repeat)

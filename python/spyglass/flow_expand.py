@@ -117,7 +117,7 @@ def expand(records: list, codes: list[dict], limit: int) -> Iterator[tuple]:
     frames: dict[int, _Frame] = {}
     state = dict(rec=None, out=None, emitted=0)  # frame of the records; of the output
 
-    def upto(serial, target, raised=False) -> list:
+    def upto(serial, target) -> list:
         """Runs frame `serial` up to `target` (now in flight)."""
         f = frames.get(serial)
         if f is None:
@@ -213,7 +213,7 @@ def expand(records: list, codes: list[dict], limit: int) -> Iterator[tuple]:
                     f.pos = (dest,)
                 f.inflight = None
             elif tag == "A":
-                yield from emit(state["rec"], upto(state["rec"], rec[1], raised=True))
+                yield from emit(state["rec"], upto(state["rec"], rec[1]))
             elif tag == "H":
                 f = frames.get(state["rec"])
                 if f is not None:

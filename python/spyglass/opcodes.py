@@ -42,7 +42,7 @@ import types
 from typing import Any, Callable, Iterator, NamedTuple
 
 from spyglass import _native
-from spyglass.stackdepth import nlocalsplus, stack_depths
+from spyglass.stackdepth import JUMPS, nlocalsplus, stack_depths
 
 __all__ = [
     "NULL", "Instr", "Step", "Trace", "trace", "Recorder", "record", "read", "Recording",
@@ -219,32 +219,28 @@ def _own_code(code: types.CodeType) -> bool:
 class _Codes:
     """The code objects a trace knows, with the ids the recorder uses."""
 
-    def __init__(self, want_instrs: bool, check_depths: bool, flow: bool = False):
+    def __init__(self, want_instrs: bool, check_depths: bool, flow: bool = False, keep: bool = False):
         self.want_instrs = want_instrs
         self.check_depths = check_depths
         self.flow = flow  # no instruction events: the native side needs no depths
+        self.keep = keep  # a recording: its footer reads the instructions again
         self.codes: list[types.CodeType] = []
         self._instructions: dict[int, list] = {}
-        self._depths: dict[int, list] = {}
 
     def instructions(self, cid: int) -> list:
-        """`dis.get_instructions` of code ``cid`` (kept: the footer reads it again)."""
+        """`dis.get_instructions` of code ``cid``."""
         got = self._instructions.get(cid)
         if got is None:
-            got = self._instructions[cid] = list(dis.get_instructions(self.codes[cid]))
-        return got
-
-    def depths(self, cid: int) -> list:
-        got = self._depths.get(cid)
-        if got is None:
-            got = self._depths[cid] = stack_depths(self.codes[cid])
+            got = list(dis.get_instructions(self.codes[cid]))
+            if self.keep:
+                self._instructions[cid] = got
         return got
 
     def info(self, code: types.CodeType) -> tuple:
         cid = len(self.codes)
         self.codes.append(code)
         need_depths = not self.flow and (self.check_depths or sys.version_info[:2] in ((3, 12), (3, 13)))
-        depths = self.depths(cid) if need_depths else None
+        depths = stack_depths(code) if need_depths else None
         n = len(code.co_code) // 2
         flags = bytearray(n)
         instrs: list | None = [None] * n if self.want_instrs else None
@@ -286,7 +282,8 @@ class _Session:
         self.follow = follow
         self.flow = flow
         self.filter = filter
-        self.table = _Codes(want_instrs=callback is not None, check_depths=check_depths, flow=flow)
+        self.table = _Codes(want_instrs=callback is not None, check_depths=check_depths, flow=flow,
+                            keep=record is not None)
         self.tool: int | None = None
         self.installed = False
         self.finished = False
@@ -806,10 +803,10 @@ class Recorder(_Roots):
             entry = dict(id=cid, name=code.co_name, qualname=getattr(code, "co_qualname", code.co_name),
                          filename=code.co_filename, firstlineno=code.co_firstlineno, instructions=rows)
             if session.flow:
-                depths = table.depths(cid)
+                depths = stack_depths(code)
                 entry["flow"] = dict(
                     depths=[depths[ins.offset // 2] for ins in table.instructions(cid)],
-                    targets=[ins.argval if ins.opcode in _JUMPS else None for ins in table.instructions(cid)])
+                    targets=[ins.argval if ins.opcode in JUMPS else None for ins in table.instructions(cid)])
             codes.append(entry)
             if code.co_filename not in files:
                 files[code.co_filename] = _source_text(code.co_filename)
@@ -819,9 +816,6 @@ class Recorder(_Roots):
                       max_events=self.options["max_events"])
         session.tracer.finish(json.dumps(footer).encode())
 
-
-# the footer of a control-flow recording gives these instructions' targets
-_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
 
 
 def _source_text(filename: str) -> str | None:

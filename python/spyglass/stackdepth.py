@@ -26,10 +26,10 @@ import types
 
 __all__ = ["StackDepthError", "stack_depths", "nlocalsplus"]
 
-# 3.14's END_ASYNC_FOR has a "jump" argument that only names the END_SEND
-# its branch event reports as the source; it falls through to the code
-# after the loop and never jumps
-_JUMPS = frozenset(set(dis.hasjrel) | set(dis.hasjabs)) - {
+# the instructions that can jump (to `argval`). 3.14's END_ASYNC_FOR has a
+# "jump" argument that only names the END_SEND its branch event reports as
+# the source; it falls through to the code after the loop and never jumps
+JUMPS = frozenset(set(dis.hasjrel) | set(dis.hasjabs)) - {
     dis.opmap[name] for name in ("END_ASYNC_FOR", "INSTRUMENTED_END_ASYNC_FOR") if name in dis.opmap
 }
 # instructions after which control never falls through to the next one
@@ -117,7 +117,7 @@ def stack_depths(code: types.CodeType) -> list[int]:
         op, arg = ins.opcode, ins.arg
         if op < dis.HAVE_ARGUMENT:
             arg = None
-        if op in _JUMPS:
+        if op in JUMPS:
             work.append((ins.argval, depth + _effect(op, arg, jump=True), offset))
             if op not in _NO_FALLTHROUGH and k + 1 < len(instrs):
                 work.append((instrs[k + 1].offset, depth + _effect(op, arg, jump=False), offset))
