@@ -214,6 +214,19 @@ unsafe extern "C" fn on_instruction(
             return none();
         }
         let ts = ffi::PyThreadState_Get();
+        let fast = ACTIVE.with_ts(ts, |c| {
+            let mut g = c.try_borrow_mut().ok()?;
+            let st = g.as_mut()?;
+            if st.stopped || st.tool != slf {
+                return None;
+            }
+            // SAFETY: the GIL is held and `ts` is this thread's state; the
+            // frame is stopped before `offset` (an INSTRUCTION event).
+            state::snapshot_fast(st, current_on(ts, code)?, code as usize, offset as usize)
+        });
+        if let Some(d) = fast {
+            return if state::deliver(d) { none() } else { std::ptr::null_mut() };
+        }
         let (mut d, iframe, mut failed, mut may_raise) = handle_instruction(slf, ts, code, offset as usize);
         if let Deliver::Prepare { depth, root_depth, root } = d {
             match prepare_then_instruction(slf, ts, code, offset as usize, iframe, depth, root_depth, root) {

@@ -532,13 +532,89 @@ impl TraceState {
 /// What to do after an instruction event was handled under the borrow.
 pub enum Deliver {
     Nothing,
-    /// Call `callback(stack, frame, instr)`; all three are new references.
+    /// Call `callback(stack, frame, instr)`. The callback, the list and the
+    /// instruction are new references; the frame is borrowed from the
+    /// running interpreter frame, which holds it until it finishes (it
+    /// cannot finish while it waits for the event to return).
     Call { callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3] },
     /// The frame runs a code that Python must prepare first (a root that
     /// was running when the trace started, 3.12+); then the event is
     /// handled again.
     #[cfg_attr(not(Py_3_12), allow(dead_code))]
     Prepare { depth: u32, root_depth: u32, root: bool },
+}
+
+/// The arguments of a callback call (see [`Deliver::Call`]): new references
+/// to the callback and the instruction (None where there is none).
+///
+/// # Safety
+/// The GIL is held; `list` is a new reference and `frame` the current
+/// frame's frame object.
+#[inline(always)]
+unsafe fn call_of(cb: *mut ffi::PyObject, list: *mut ffi::PyObject, frame: *mut ffi::PyObject, instr: *mut ffi::PyObject) -> Deliver {
+    // SAFETY: as documented.
+    unsafe {
+        let instr = if instr.is_null() { ffi::Py_None() } else { instr };
+        ffi::Py_INCREF(instr);
+        ffi::Py_INCREF(cb);
+        Deliver::Call { callback: cb, args: [list, frame, instr] }
+    }
+}
+
+/// The common case of an instruction event with a callback, taken before
+/// the general path ([`instruction`]): the frame is the trace's innermost
+/// one, its code the last one looked up, the depth has one source (no
+/// check against the analysis), the frame object exists. Anything else,
+/// None: the general path handles the event, with the same result.
+///
+/// # Safety
+/// As [`instruction`].
+#[inline(always)]
+pub unsafe fn snapshot_fast(st: &mut TraceState, iframe: *mut IFrame, code: usize, offset: usize) -> Option<Deliver> {
+    let e = st.frames.last()?;
+    if e.iframe != iframe || e.code != code || !e.traced {
+        return None;
+    }
+    let Sink::Callback(cb) = &st.sink else { return None };
+    let (last, info) = st.last_code.get();
+    if last != code {
+        return None;
+    }
+    // SAFETY: see `code_info`: the entry is boxed and never removed.
+    let info = unsafe { &*info };
+    let idx = offset / 2;
+    // SAFETY: forwarded; the backend guarantees the saved depth is valid here.
+    let saved = unsafe { layout::saved_depth(iframe, info.nlocalsplus) };
+    let depth = match (saved, info.depths.get(idx)) {
+        (Some(d), None) => d,
+        (None, Some(&a)) => a as isize,
+        _ => return None,
+    };
+    if depth < 0 || depth as usize > info.stacksize {
+        return None;
+    }
+    let instr = info.instrs.get(idx).and_then(|i| i.as_ref()).map_or(std::ptr::null_mut(), |i| i.as_ptr());
+    // SAFETY: `iframe` is live (see above).
+    let frame = unsafe { (*iframe).frame_obj };
+    if frame.is_null() {
+        return None;
+    }
+    // SAFETY: forwarded: depth is the live depth of this frame.
+    let list = unsafe {
+        let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
+        let l = stack::snapshot_reusing(&mut spare, iframe, info.nlocalsplus, depth as usize, st.null.as_ptr());
+        stack::SPARE.0.set(spare);
+        l
+    };
+    if list.is_null() {
+        // the general path repeats the attempt and reports its error
+        // SAFETY: the GIL is held; building the list ran no Python code.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    st.instructions += 1;
+    // SAFETY: the GIL is held; `frame` is the current frame's own.
+    Some(unsafe { call_of(cb.as_ptr(), list, frame, instr) })
 }
 
 /// The instruction event, shared by both backends.
@@ -628,15 +704,8 @@ pub unsafe fn instruction(
                 st.stopped = true;
                 return Deliver::Nothing;
             }
-            // SAFETY: the GIL is held; new references for the call arguments.
-            unsafe {
-                let instr = if instr.is_null() { ffi::Py_None() } else { instr };
-                ffi::Py_INCREF(instr);
-                ffi::Py_INCREF(frame);
-                let cb = cb.as_ptr();
-                ffi::Py_INCREF(cb);
-                Deliver::Call { callback: cb, args: [list, frame, instr] }
-            }
+            // SAFETY: the GIL is held; `frame` is the current frame's own.
+            unsafe { call_of(cb.as_ptr(), list, frame, instr) }
         }
         Sink::Record { writer: Some(w), reprs, max_repr, max_values } => {
             if !w.room() {
@@ -735,14 +804,15 @@ unsafe fn call3(callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3]) -> 
 /// it propagates in the traced frame).
 ///
 /// # Safety
-/// The GIL must be held; `d` holds new references, all released here.
+/// The GIL must be held; `d` holds the references documented at
+/// [`Deliver::Call`]; the new ones are all released here.
+#[inline(always)]
 pub unsafe fn deliver(d: Deliver) -> bool {
     let Deliver::Call { callback, args } = d else { return true };
-    // SAFETY: the GIL is held and all references are owned by `d`.
+    // SAFETY: the GIL is held and the references are as documented.
     unsafe {
         let r = call3(callback, args);
-        let [list, frame, instr] = args;
-        ffi::Py_DECREF(frame);
+        let [list, _frame, instr] = args;
         ffi::Py_DECREF(instr);
         ffi::Py_DECREF(callback);
         // the result first: it may hold the list
@@ -754,32 +824,43 @@ pub unsafe fn deliver(d: Deliver) -> bool {
         stack::recycle(&mut spare, list);
         stack::SPARE.0.set(spare);
         if failed {
-            let py = Python::assume_attached();
-            let err = PyErr::fetch(py);
-            // Asynchronous exceptions (KeyboardInterrupt from a signal handler
-            // that ran inside the callback, SystemExit) and a RecursionError
-            // from calling the callback one frame deeper are raised in the
-            // traced code, where they would have surfaced without the trace;
-            // the trace goes on. Anything else stops the trace.
-            let value = err.value(py);
-            let not_exception = !value.is_instance_of::<pyo3::exceptions::PyException>();
-            let recursion = value.is_instance_of::<pyo3::exceptions::PyRecursionError>();
-            if !(not_exception || recursion) {
-                let keep = err.clone_ref(py);
-                ACTIVE.with(|c| {
-                    if let Ok(mut g) = c.try_borrow_mut() {
-                        if let Some(st) = g.as_mut() {
-                            if st.error.is_none() {
-                                st.error = Some(keep);
-                            }
-                            st.stopped = true;
-                        }
-                    }
-                });
-            }
-            err.restore(py);
+            callback_failed();
             return false;
         }
         true
     }
+}
+
+/// The callback raised (the exception is set). Asynchronous exceptions
+/// (KeyboardInterrupt from a signal handler that ran inside the callback,
+/// SystemExit) and a RecursionError from calling the callback one frame
+/// deeper are raised in the traced code, where they would have surfaced
+/// without the trace; the trace goes on. Anything else stops the trace and
+/// is kept for `Trace` to re-raise. The exception stays set.
+///
+/// # Safety
+/// The GIL must be held.
+#[cold]
+#[inline(never)]
+unsafe fn callback_failed() {
+    // SAFETY: the GIL is held (see above).
+    let py = unsafe { Python::assume_attached() };
+    let err = PyErr::fetch(py);
+    let value = err.value(py);
+    let not_exception = !value.is_instance_of::<pyo3::exceptions::PyException>();
+    let recursion = value.is_instance_of::<pyo3::exceptions::PyRecursionError>();
+    if !(not_exception || recursion) {
+        let keep = err.clone_ref(py);
+        ACTIVE.with(|c| {
+            if let Ok(mut g) = c.try_borrow_mut() {
+                if let Some(st) = g.as_mut() {
+                    if st.error.is_none() {
+                        st.error = Some(keep);
+                    }
+                    st.stopped = true;
+                }
+            }
+        });
+    }
+    err.restore(py);
 }

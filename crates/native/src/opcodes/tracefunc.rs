@@ -40,6 +40,9 @@ unsafe extern "C" fn trace_fn(
                         return Deliver::Nothing;
                     }
                     let code = layout::iframe_code(iframe) as usize;
+                    if let Some(d) = state::snapshot_fast(st, iframe, code, offset as usize) {
+                        return d;
+                    }
                     let d = state::instruction(st, iframe, code, offset as usize);
                     failed = st.stopped;
                     may_raise = st.may_raise;
