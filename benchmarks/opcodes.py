@@ -9,6 +9,8 @@ Prints three ratios (lower is better):
    instruction, vs the cheapest pure-Python opcode tracer
    (`sys.settrace` with `frame.f_trace_opcodes = True` and a local trace
    function that reads nothing). Target: at most 1.0x (the stack comes free).
+   On 3.12+ a floor row shows what the interpreter's own dispatch of an
+   INSTRUCTION event to a Python function costs, with no frame or stack.
 2. native recorder: `Recorder(...).call(work)` vs running `work` plainly
    (depths only, and with safe reprs of the top 8 values). Target on 3.12+:
    at most 4x (depths only). Depths only uses the control-flow method on
@@ -144,6 +146,27 @@ def monitoring_floor(n, repeat):
         M.free_tool_id(tool)
 
 
+def python_floor(n):
+    """What any sys.monitoring tool that calls Python at every instruction
+    pays before reading the frame or the stack: the interpreter calls a
+    no-op Python function as the INSTRUCTION callback itself."""
+    M = sys.monitoring
+    tool = next(t for t in (4, 3, 5, 2) if M.get_tool(t) is None)
+    M.use_tool_id(tool, "floor")
+
+    def callback(code, offset):
+        pass
+
+    M.register_callback(tool, M.events.INSTRUCTION, callback)
+    M.set_local_events(tool, work.__code__, M.events.INSTRUCTION)
+    try:
+        work(n)
+    finally:
+        M.set_local_events(tool, work.__code__, 0)
+        M.register_callback(tool, M.events.INSTRUCTION, None)
+        M.free_tool_id(tool)
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
     n = 3_000 if quick else 20_000
@@ -158,6 +181,9 @@ def main() -> int:
     settrace_peer(n, count=True)
     ours, peer = pair(lambda: opcodes.Trace(work, noop).call(n), lambda: settrace_peer(n), repeat)
     rows.append(("snapshots to a no-op callback / sys.settrace opcode tracer", ours, peer, 1.0))
+    if sys.version_info >= (3, 12):
+        rows.append(("  (floor: sys.monitoring INSTRUCTION to a no-op Python function)",
+                     *pair(lambda: python_floor(n), lambda: settrace_peer(n), repeat), None))
 
     # 2. native recorder vs plain
     fd, path = tempfile.mkstemp(suffix=".sgops")
