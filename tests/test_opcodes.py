@@ -209,6 +209,31 @@ def test_recursion_is_traced():
     assert compares == [[4, 1], [3, 1], [2, 1], [1, 1]]
 
 
+def _double(v):
+    return v + v
+
+
+def _sum_doubles(n):
+    out = 0
+    for i in range(n):
+        out += _double(i)
+    return out
+
+
+def test_calls_in_a_loop_are_separate_frames():
+    # each call of _double runs in a new frame at the address the last one
+    # left: every one must be its own frame with its own stack, and the
+    # caller's events after each return must show the caller's stack
+    t = Trace(_sum_doubles, follow=True)
+    assert t.call(5) == 20
+    mine = [s for s in t.steps if s.frame.f_code is _double.__code__]
+    assert [s.stack for s in mine if s.instr.opname == "BINARY_OP"] == [[i, i] for i in range(5)]
+    assert len({id(s.frame) for s in mine}) == 5
+    caller = [s for s in t.steps if s.frame.f_code is _sum_doubles.__code__ and s.instr.opname == "BINARY_OP"]
+    running = [sum(2 * j for j in range(i)) for i in range(5)]
+    assert [s.stack[-2:] for s in caller] == [[running[i], 2 * i] for i in range(5)]
+
+
 def test_block_form():
     steps = []
     x = 2

@@ -163,6 +163,8 @@ impl Active {
     /// inlined: it is on the per-instruction path.
     #[inline(always)]
     pub fn with_ts<R>(&self, ts: *mut ffi::PyThreadState, f: impl FnOnce(&RefCell<Option<Box<TraceState>>>) -> R) -> R {
+        // whatever `f` does to a state, the hot event context no longer holds
+        HOT.disarm();
         // SAFETY: the GIL is held (see the callers), so no other thread
         // touches the registry concurrently.
         let ts = ts as usize;
@@ -184,6 +186,138 @@ impl Active {
         self.last.set((ts, Some(cell)));
         f(cell)
     }
+}
+
+/// The context of the last snapshot event, kept for the next event in the
+/// same frame, the common case: the event is then delivered without looking
+/// at the trace state at all. Armed by [`snapshot_fast`]; disarmed by every
+/// access to a state (`Active::with_ts`), so while it is armed no state has
+/// changed since: the pointers in it are live (freeing or moving what they
+/// point to takes such an access) and the event would take the same path.
+pub struct Hot(std::cell::UnsafeCell<HotEvent>);
+
+#[derive(Clone, Copy)]
+pub struct HotEvent {
+    /// The thread state, 0 when disarmed.
+    ts: usize,
+    tool: *mut ffi::PyObject,
+    iframe: *mut IFrame,
+    code: usize,
+    info: *const CodeInfo,
+    callback: *mut ffi::PyObject,
+    null: *mut ffi::PyObject,
+    instructions: *mut u64,
+}
+
+// SAFETY: only touched with the GIL held (free-threaded builds are refused).
+unsafe impl Sync for Hot {}
+
+pub static HOT: Hot = Hot(std::cell::UnsafeCell::new(HotEvent {
+    ts: 0,
+    tool: std::ptr::null_mut(),
+    iframe: std::ptr::null_mut(),
+    code: 0,
+    info: std::ptr::null(),
+    callback: std::ptr::null_mut(),
+    null: std::ptr::null_mut(),
+    instructions: std::ptr::null_mut(),
+}));
+
+impl Hot {
+    #[inline(always)]
+    fn disarm(&self) {
+        // SAFETY: the GIL is held (see `Hot`); no reference into the cell
+        // outlives a call.
+        unsafe { (*self.0.get()).ts = 0 };
+    }
+
+    #[inline(always)]
+    fn arm(&self, ev: HotEvent) {
+        // SAFETY: as in `disarm`.
+        unsafe { *self.0.get() = ev };
+    }
+
+    #[inline(always)]
+    fn get(&self) -> HotEvent {
+        // SAFETY: as in `disarm`.
+        unsafe { *self.0.get() }
+    }
+}
+
+/// An instruction event in the frame of the last snapshot event, with no
+/// state access since (see [`Hot`]): the snapshot to deliver, or None (the
+/// caller takes the general path). `tool` is the event's tool id object
+/// (NULL on 3.11).
+///
+/// # Safety
+/// The GIL is held; `ts` is this thread's state; `iframe` is its current
+/// frame (or NULL), stopped before the instruction at byte `offset` of
+/// `code`, at an event where the backend's depth source is valid.
+#[inline(always)]
+pub unsafe fn hot_snapshot(
+    ts: *mut ffi::PyThreadState,
+    tool: *mut ffi::PyObject,
+    iframe: *mut IFrame,
+    code: usize,
+    offset: usize,
+) -> Option<Deliver> {
+    let h = HOT.get();
+    if h.ts != ts as usize || h.code != code || h.tool != tool || iframe != h.iframe || iframe.is_null() {
+        return None;
+    }
+    // SAFETY: the GIL is held and `iframe` is this thread's current frame;
+    // the hot pointers are live while it is armed (see `Hot`).
+    unsafe {
+        if layout::iframe_code(iframe) as usize != code {
+            return None;
+        }
+        let info = &*h.info;
+        let list = fill(iframe, info, offset, h.null)?;
+        *h.instructions += 1;
+        Some(call_of(h.callback, list, (*iframe).frame_obj, instr_at(info, offset)))
+    }
+}
+
+/// The snapshot list of `iframe`, stopped before `offset` in `info`'s code,
+/// when its depth has one source (the interpreter's or the analysis's) and
+/// is in range, and the frame object exists. None otherwise, with no
+/// exception set: the general path then handles the event.
+///
+/// # Safety
+/// As [`instruction`].
+#[inline(always)]
+unsafe fn fill(iframe: *mut IFrame, info: &CodeInfo, offset: usize, null: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    // SAFETY: forwarded; the backend guarantees the saved depth is valid here.
+    let saved = unsafe { layout::saved_depth(iframe, info.nlocalsplus) };
+    let depth = match (saved, info.depths.get(offset / 2)) {
+        (Some(d), None) => d,
+        (None, Some(&a)) => a as isize,
+        _ => return None,
+    };
+    // SAFETY: `iframe` is live (see above).
+    if depth < 0 || depth as usize > info.stacksize || unsafe { (*iframe).frame_obj }.is_null() {
+        return None;
+    }
+    // SAFETY: forwarded: depth is the live depth of this frame.
+    let list = unsafe {
+        let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
+        let l = stack::snapshot_reusing(&mut spare, iframe, info.nlocalsplus, depth as usize, null);
+        stack::SPARE.0.set(spare);
+        l
+    };
+    if list.is_null() {
+        // the general path repeats the attempt and reports its error
+        // SAFETY: the GIL is held; building the list ran no Python code.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    Some(list)
+}
+
+/// The `Instr` object of the instruction at `offset` (NULL if none).
+#[inline(always)]
+fn instr_at(info: &CodeInfo, offset: usize) -> *mut ffi::PyObject {
+    info.instrs.get(offset / 2).and_then(|i| i.as_ref()).map_or(std::ptr::null_mut(), |i| i.as_ptr())
 }
 
 /// Where a frame stands with respect to the trace.
@@ -565,14 +699,23 @@ unsafe fn call_of(cb: *mut ffi::PyObject, list: *mut ffi::PyObject, frame: *mut 
 /// the general path ([`instruction`]): the frame is the trace's innermost
 /// one, its code the last one looked up, the depth has one source (no
 /// check against the analysis), the frame object exists. Anything else,
-/// None: the general path handles the event, with the same result.
+/// None: the general path handles the event, with the same result. Arms
+/// [`HOT`] for the next event in the same frame.
 ///
 /// # Safety
-/// As [`instruction`].
+/// As [`instruction`]; `ts` is this thread's state and `tool` the event's
+/// tool id object (NULL on 3.11).
 #[inline(always)]
-pub unsafe fn snapshot_fast(st: &mut TraceState, iframe: *mut IFrame, code: usize, offset: usize) -> Option<Deliver> {
+pub unsafe fn snapshot_fast(
+    st: &mut TraceState,
+    ts: *mut ffi::PyThreadState,
+    tool: *mut ffi::PyObject,
+    iframe: *mut IFrame,
+    code: usize,
+    offset: usize,
+) -> Option<Deliver> {
     let e = st.frames.last()?;
-    if e.iframe != iframe || e.code != code || !e.traced {
+    if e.iframe != iframe || e.code != code || !e.traced || st.stopped {
         return None;
     }
     let Sink::Callback(cb) = &st.sink else { return None };
@@ -582,39 +725,22 @@ pub unsafe fn snapshot_fast(st: &mut TraceState, iframe: *mut IFrame, code: usiz
     }
     // SAFETY: see `code_info`: the entry is boxed and never removed.
     let info = unsafe { &*info };
-    let idx = offset / 2;
-    // SAFETY: forwarded; the backend guarantees the saved depth is valid here.
-    let saved = unsafe { layout::saved_depth(iframe, info.nlocalsplus) };
-    let depth = match (saved, info.depths.get(idx)) {
-        (Some(d), None) => d,
-        (None, Some(&a)) => a as isize,
-        _ => return None,
-    };
-    if depth < 0 || depth as usize > info.stacksize {
-        return None;
-    }
-    let instr = info.instrs.get(idx).and_then(|i| i.as_ref()).map_or(std::ptr::null_mut(), |i| i.as_ptr());
-    // SAFETY: `iframe` is live (see above).
-    let frame = unsafe { (*iframe).frame_obj };
-    if frame.is_null() {
-        return None;
-    }
-    // SAFETY: forwarded: depth is the live depth of this frame.
-    let list = unsafe {
-        let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
-        let l = stack::snapshot_reusing(&mut spare, iframe, info.nlocalsplus, depth as usize, st.null.as_ptr());
-        stack::SPARE.0.set(spare);
-        l
-    };
-    if list.is_null() {
-        // the general path repeats the attempt and reports its error
-        // SAFETY: the GIL is held; building the list ran no Python code.
-        unsafe { ffi::PyErr_Clear() };
-        return None;
-    }
+    // SAFETY: forwarded.
+    let list = unsafe { fill(iframe, info, offset, st.null.as_ptr())? };
     st.instructions += 1;
-    // SAFETY: the GIL is held; `frame` is the current frame's own.
-    Some(unsafe { call_of(cb.as_ptr(), list, frame, instr) })
+    let callback = cb.as_ptr();
+    HOT.arm(HotEvent {
+        ts: ts as usize,
+        tool,
+        iframe,
+        code,
+        info,
+        callback,
+        null: st.null.as_ptr(),
+        instructions: &mut st.instructions,
+    });
+    // SAFETY: the GIL is held; the frame object exists (see `fill`).
+    Some(unsafe { call_of(callback, list, (*iframe).frame_obj, instr_at(info, offset)) })
 }
 
 /// The instruction event, shared by both backends.

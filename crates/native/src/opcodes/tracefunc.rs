@@ -26,24 +26,30 @@ unsafe extern "C" fn trace_fn(
     unsafe {
         match what {
             ffi::PyTrace_OPCODE => {
+                let offset = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
+                if offset < 0 {
+                    return 0;
+                }
+                let offset = offset as usize;
+                let iframe = layout::iframe_of(frame);
+                let code = layout::iframe_code(iframe) as usize;
+                let ts = ffi::PyThreadState_Get();
+                let none = std::ptr::null_mut();
+                if let Some(d) = state::hot_snapshot(ts, none, iframe, code, offset) {
+                    return if state::deliver(d) { 0 } else { -1 };
+                }
                 let mut failed = false;
                 let mut may_raise = false;
-                let d = ACTIVE.with(|c| {
+                let d = ACTIVE.with_ts(ts, |c| {
                     let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
                     let Some(st) = g.as_mut() else { return Deliver::Nothing };
                     if st.stopped {
                         return Deliver::Nothing;
                     }
-                    let iframe = layout::iframe_of(frame);
-                    let offset = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
-                    if offset < 0 {
-                        return Deliver::Nothing;
-                    }
-                    let code = layout::iframe_code(iframe) as usize;
-                    if let Some(d) = state::snapshot_fast(st, iframe, code, offset as usize) {
+                    if let Some(d) = state::snapshot_fast(st, ts, none, iframe, code, offset) {
                         return d;
                     }
-                    let d = state::instruction(st, iframe, code, offset as usize);
+                    let d = state::instruction(st, iframe, code, offset);
                     failed = st.stopped;
                     may_raise = st.may_raise;
                     d
