@@ -4,6 +4,7 @@ import dis
 import gc
 import sys
 import threading
+import types
 
 import pytest
 
@@ -408,6 +409,9 @@ def test_recorder_max_events_and_bad_files(tmp_path):
 
 
 def test_concurrent_traces_on_two_threads():
+    # both traces enable INSTRUCTION events on one code object (a fresh
+    # one: see test_other_instruction_tool_keeps_its_events)
+    fresh = types.FunctionType(lol.__code__.replace(), globals())
     alone = len(trace(lol, 7).steps)
     results = {}
     barrier = threading.Barrier(2)
@@ -418,7 +422,7 @@ def test_concurrent_traces_on_two_threads():
             counts.append(instr.offset)
             if len(counts) == 3:
                 barrier.wait(timeout=30)  # both traces are active now
-        Trace(lol, cb).call(7)
+        Trace(fresh, cb).call(7)
         results[name] = len(counts)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
@@ -427,6 +431,36 @@ def test_concurrent_traces_on_two_threads():
     for t in threads:
         t.join()
     assert results == {"a": alone, "b": alone}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_other_instruction_tool_keeps_its_events():
+    # CPython 3.12-3.14 deliver a code object's INSTRUCTION events only to
+    # the tool that enabled them there last: tracing the code must not take
+    # them from a tool that was there first, during the trace or after it
+    # (a code object of its own: no earlier test has instrumented it)
+    fresh = types.FunctionType(lol.__code__.replace(), globals())
+    M = sys.monitoring
+    tool = next(t for t in range(6) if M.get_tool(t) is None)
+    seen = []
+    M.use_tool_id(tool, "another tool")
+    M.register_callback(tool, M.events.INSTRUCTION, lambda code, offset: seen.append(offset))
+    M.set_local_events(tool, fresh.__code__, M.events.INSTRUCTION)
+    try:
+        fresh(7)
+        alone = list(seen)
+        assert alone
+        seen.clear()
+        t = trace(fresh, 7)
+        assert seen == alone
+        assert [s.instr.offset for s in t.steps] == alone
+        seen.clear()
+        fresh(7)
+        assert seen == alone
+    finally:
+        M.set_local_events(tool, fresh.__code__, 0)
+        M.register_callback(tool, M.events.INSTRUCTION, None)
+        M.free_tool_id(tool)
 
 
 def test_with_handler_stack_holds_lasti_as_int():

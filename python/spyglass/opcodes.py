@@ -308,9 +308,23 @@ class _Session:
             return None
         info = self.table.info(code)
         if self.tool is not None:
-            M = sys.monitoring
-            M.set_local_events(self.tool, code, self._local_mask)
+            self._enable(code)
         return info
+
+    def _enable(self, code: types.CodeType) -> None:
+        """Turns this session's local events on for `code` (3.12+).
+
+        CPython 3.12 to 3.14 deliver a code object's INSTRUCTION events only
+        to the tool that enabled them there last: the tools that had them
+        before lose them, for good. `restart_events()` instruments the code
+        again with every tool's events, so when another tool has INSTRUCTION
+        events on `code` (another trace on another thread, say), it is
+        called. (It also re-enables the events tools turned off with
+        DISABLE, which costs them time, not correctness.)"""
+        M = sys.monitoring
+        M.set_local_events(self.tool, code, self._local_mask)
+        if self._local_mask & M.events.INSTRUCTION and _other_instruction_tools(self.tool, code):
+            M.restart_events()
 
     def install(self) -> None:
         with self._lock:
@@ -345,10 +359,10 @@ class _Session:
                 glob |= E.PY_START
             M.set_events(tool, glob)
             for code in self.table.codes:
-                M.set_local_events(tool, code, self._local_mask)
+                self._enable(code)
             if self.root_set is not None:
                 for code in self.root_set.codes():
-                    M.set_local_events(tool, code, self._local_mask)
+                    self._enable(code)
         else:
             current = sys.gettrace()
             if current is not None and not isinstance(current, _N.Reinstall):
@@ -384,7 +398,7 @@ class _Session:
         if this session is installed (3.11's trace function sees every call)."""
         with self._lock:
             if self.tool is not None and self.installed:
-                sys.monitoring.set_local_events(self.tool, code, self._local_mask)
+                self._enable(code)
 
     def activate(self, boundary) -> None:
         """`boundary`: the running frame that makes the traced call."""
@@ -396,6 +410,17 @@ class _Session:
 
     def take_error(self) -> BaseException | None:
         return self.tracer.take_error()
+
+
+def _other_instruction_tools(tool: int, code: types.CodeType) -> bool:
+    """Whether a sys.monitoring tool other than `tool` has INSTRUCTION
+    events on `code`, locally or globally."""
+    M = sys.monitoring
+    return any(
+        t != tool and M.get_tool(t) is not None
+        and (M.get_events(t) | M.get_local_events(t, code)) & M.events.INSTRUCTION
+        for t in range(6)
+    )
 
 
 def _raise_callback_error(err: BaseException, pending: BaseException | None) -> None:
