@@ -305,6 +305,26 @@ pub unsafe fn lasti(f: *mut IFrame) -> Option<usize> {
     }
 }
 
+/// 3.11: the byte offset of the instruction an opcode event is about to
+/// run, as `PyFrame_GetLasti` computes it without the call: `prev_instr`
+/// minus the code's first code unit, which follows the code object's fixed
+/// part (`_PyCode_CODE`; `PyCode_Type.tp_basicsize` is the offset of
+/// `co_code_adaptive`). None before the first instruction. Checked against
+/// `PyFrame_GetLasti` by `verify`.
+///
+/// # Safety
+/// `f` must point to a live interpreter frame of this thread.
+#[cfg(not(Py_3_12))]
+#[inline]
+pub unsafe fn opcode_lasti(f: *const IFrame) -> Option<usize> {
+    // SAFETY: the caller guarantees `f` is live; PyCode_Type is a static
+    // type object, only read.
+    unsafe {
+        let first = (*f).f_code as usize + (*(&raw const ffi::PyCode_Type)).tp_basicsize as usize;
+        ((*f).prev_instr as usize).checked_sub(first)
+    }
+}
+
 /// The head of `PyCodeObject` (`_PyCode_DEF` in `cpython/code.h`, 3.13 and
 /// 3.14) up to `co_flags`; checked by `verify` before any use.
 #[cfg(Py_3_13)]
@@ -548,6 +568,18 @@ pub fn verify(
                     ffi::PyErr_Clear();
                     return Err(format!(
                         "CPython {}.{}: the code object layout does not match this interpreter",
+                        py_version.0, py_version.1
+                    ));
+                }
+            }
+            #[cfg(not(Py_3_12))]
+            {
+                let got = opcode_lasti(f).map_or(-1, |v| v as c_int);
+                let want = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
+                if got != want || (*(&raw const ffi::PyCode_Type)).tp_itemsize != 2 {
+                    return Err(format!(
+                        "CPython {}.{}: the instruction offset read from the frame ({got}) \
+                         does not match PyFrame_GetLasti ({want})",
                         py_version.0, py_version.1
                     ));
                 }

@@ -144,9 +144,11 @@ pub unsafe fn recycle(spare: &mut *mut ffi::PyObject, list: *mut ffi::PyObject) 
         }
         let n = ffi::Py_SIZE(list);
         set_size(list, 0);
+        // the released items stay behind as stale pointers past the size:
+        // nothing reads them (a snapshot sets its items before the list is
+        // seen; see also `abandon`)
         for i in 0..n {
-            let item = std::mem::replace(&mut *(*l).ob_item.add(i as usize), std::ptr::null_mut());
-            ffi::Py_DECREF(item);
+            ffi::Py_DECREF(*(*l).ob_item.add(i as usize));
         }
         let old = std::mem::replace(spare, list);
         if !old.is_null() {

@@ -26,12 +26,8 @@ unsafe extern "C" fn trace_fn(
     unsafe {
         match what {
             ffi::PyTrace_OPCODE => {
-                let offset = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
-                if offset < 0 {
-                    return 0;
-                }
-                let offset = offset as usize;
                 let iframe = layout::iframe_of(frame);
+                let Some(offset) = layout::opcode_lasti(iframe) else { return 0 };
                 let code = layout::iframe_code(iframe) as usize;
                 let ts = ffi::PyThreadState_Get();
                 let none = std::ptr::null_mut();
