@@ -22,6 +22,7 @@ Prints three ratios (lower is better):
 """
 from __future__ import annotations
 
+import operator
 import os
 import sys
 import tempfile
@@ -125,38 +126,13 @@ def noop(stack, frame, instr):
     pass
 
 
-def monitoring_floor(n, repeat):
-    """What any sys.monitoring INSTRUCTION tool pays before doing anything:
-    a C builtin that accepts (code, offset) and returns at once."""
-    import operator
+def floor_run(callback, n):
+    """`work(n)` with `callback` as the INSTRUCTION callback of a
+    sys.monitoring tool of its own: what any tool that takes an event at
+    every instruction pays before doing anything."""
     M = sys.monitoring
     tool = next(t for t in (4, 3, 5, 2) if M.get_tool(t) is None)
     M.use_tool_id(tool, "floor")
-    M.register_callback(tool, M.events.INSTRUCTION, operator.is_)
-    try:
-        def floor():
-            M.set_local_events(tool, work.__code__, M.events.INSTRUCTION)
-            try:
-                work(n)
-            finally:
-                M.set_local_events(tool, work.__code__, 0)
-        return pair(floor, lambda: work(n), repeat)
-    finally:
-        M.register_callback(tool, M.events.INSTRUCTION, None)
-        M.free_tool_id(tool)
-
-
-def python_floor(n):
-    """What any sys.monitoring tool that calls Python at every instruction
-    pays before reading the frame or the stack: the interpreter calls a
-    no-op Python function as the INSTRUCTION callback itself."""
-    M = sys.monitoring
-    tool = next(t for t in (4, 3, 5, 2) if M.get_tool(t) is None)
-    M.use_tool_id(tool, "floor")
-
-    def callback(code, offset):
-        pass
-
     M.register_callback(tool, M.events.INSTRUCTION, callback)
     M.set_local_events(tool, work.__code__, M.events.INSTRUCTION)
     try:
@@ -165,6 +141,10 @@ def python_floor(n):
         M.set_local_events(tool, work.__code__, 0)
         M.register_callback(tool, M.events.INSTRUCTION, None)
         M.free_tool_id(tool)
+
+
+def python_noop(code, offset):
+    pass
 
 
 def main() -> int:
@@ -183,7 +163,7 @@ def main() -> int:
     rows.append(("snapshots to a no-op callback / sys.settrace opcode tracer", ours, peer, 1.0))
     if sys.version_info >= (3, 12):
         rows.append(("  (floor: sys.monitoring INSTRUCTION to a no-op Python function)",
-                     *pair(lambda: python_floor(n), lambda: settrace_peer(n), repeat), None))
+                     *pair(lambda: floor_run(python_noop, n), lambda: settrace_peer(n), repeat), None))
 
     # 2. native recorder vs plain
     fd, path = tempfile.mkstemp(suffix=".sgops")
@@ -204,7 +184,9 @@ def main() -> int:
     if method != "instructions":
         rows.append(("  (depths only, one record per instruction) / plain", rec_instr, plain, None))
     if sys.version_info >= (3, 12):
-        rows.append(("  (floor: sys.monitoring INSTRUCTION, C no-op callback / plain)", *monitoring_floor(n, repeat), None))
+        # a C builtin that accepts (code, offset) and returns at once
+        rows.append(("  (floor: sys.monitoring INSTRUCTION, C no-op callback / plain)",
+                     *pair(lambda: floor_run(operator.is_, n), lambda: work(n), repeat), None))
     rows.append(("native recorder, safe reprs of 8 values / plain", rec_safe, plain, None))
 
     # 3. untraced code while another function is traced
