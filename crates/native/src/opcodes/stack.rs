@@ -157,6 +157,31 @@ pub unsafe fn recycle(spare: &mut *mut ffi::PyObject, list: *mut ffi::PyObject) 
     }
 }
 
+/// [`snapshot_reusing`] with the shared spare list ([`SPARE`]).
+///
+/// # Safety
+/// As for [`snapshot`].
+#[inline(always)]
+pub unsafe fn snapshot_spare(f: *const IFrame, nlocalsplus: usize, depth: usize, null: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let mut spare = SPARE.0.replace(std::ptr::null_mut());
+    // SAFETY: forwarded; `spare` is NULL or a list from `recycle`.
+    let l = unsafe { snapshot_reusing(&mut spare, f, nlocalsplus, depth, null) };
+    SPARE.0.set(spare);
+    l
+}
+
+/// [`recycle`] into the shared spare list ([`SPARE`]).
+///
+/// # Safety
+/// As for [`recycle`].
+#[inline(always)]
+pub unsafe fn recycle_spare(list: *mut ffi::PyObject) {
+    let mut spare = SPARE.0.replace(std::ptr::null_mut());
+    // SAFETY: forwarded.
+    unsafe { recycle(&mut spare, list) };
+    SPARE.0.set(spare);
+}
+
 /// The spare snapshot list, shared by all traces (only touched with the GIL).
 pub struct Spare(pub std::cell::Cell<*mut ffi::PyObject>);
 

@@ -299,12 +299,7 @@ unsafe fn fill(iframe: *mut IFrame, info: &CodeInfo, offset: usize, null: *mut f
         return None;
     }
     // SAFETY: forwarded: depth is the live depth of this frame.
-    let list = unsafe {
-        let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
-        let l = stack::snapshot_reusing(&mut spare, iframe, info.nlocalsplus, depth as usize, null);
-        stack::SPARE.0.set(spare);
-        l
-    };
+    let list = unsafe { stack::snapshot_spare(iframe, info.nlocalsplus, depth as usize, null) };
     if list.is_null() {
         // the general path repeats the attempt and reports its error
         // SAFETY: the GIL is held; building the list ran no Python code.
@@ -703,8 +698,8 @@ unsafe fn call_of(cb: *mut ffi::PyObject, list: *mut ffi::PyObject, frame: *mut 
 /// [`HOT`] for the next event in the same frame.
 ///
 /// # Safety
-/// As [`instruction`]; `ts` is this thread's state and `tool` the event's
-/// tool id object (NULL on 3.11).
+/// As [`instruction`], for a trace that is not stopped; `ts` is this
+/// thread's state and `tool` the event's tool id object (NULL on 3.11).
 #[inline(always)]
 pub unsafe fn snapshot_fast(
     st: &mut TraceState,
@@ -715,7 +710,7 @@ pub unsafe fn snapshot_fast(
     offset: usize,
 ) -> Option<Deliver> {
     let e = st.frames.last()?;
-    if e.iframe != iframe || e.code != code || !e.traced || st.stopped {
+    if e.iframe != iframe || e.code != code || !e.traced {
         return None;
     }
     let Sink::Callback(cb) = &st.sink else { return None };
@@ -772,7 +767,7 @@ pub unsafe fn instruction(
     let idx = offset / 2;
     let analysed = info.depths.get(idx).copied().unwrap_or(-1);
     let (nlocalsplus, stacksize, id) = (info.nlocalsplus, info.stacksize, info.id);
-    let instr = info.instrs.get(idx).and_then(|i| i.as_ref()).map_or(std::ptr::null_mut(), |i| i.as_ptr());
+    let instr = instr_at(info, offset);
     // SAFETY: forwarded; the backend guarantees the saved depth is valid here.
     let saved = unsafe { layout::saved_depth(iframe, nlocalsplus) };
     let depth = match saved {
@@ -800,12 +795,7 @@ pub unsafe fn instruction(
     match &mut st.sink {
         Sink::Callback(cb) => {
             // SAFETY: forwarded: depth is the live depth of this frame.
-            let list = unsafe {
-                let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
-                let l = stack::snapshot_reusing(&mut spare, iframe, nlocalsplus, depth, st.null.as_ptr());
-                stack::SPARE.0.set(spare);
-                l
-            };
+            let list = unsafe { stack::snapshot_spare(iframe, nlocalsplus, depth, st.null.as_ptr()) };
             if list.is_null() {
                 // SAFETY: snapshot set an exception.
                 let err = PyErr::take(unsafe { Python::assume_attached() });
@@ -946,9 +936,7 @@ pub unsafe fn deliver(d: Deliver) -> bool {
         if !failed {
             ffi::Py_DECREF(r);
         }
-        let mut spare = stack::SPARE.0.replace(std::ptr::null_mut());
-        stack::recycle(&mut spare, list);
-        stack::SPARE.0.set(spare);
+        stack::recycle_spare(list);
         if failed {
             callback_failed();
             return false;

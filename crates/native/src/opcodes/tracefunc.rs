@@ -30,8 +30,8 @@ unsafe extern "C" fn trace_fn(
                 let Some(offset) = layout::opcode_lasti(iframe) else { return 0 };
                 let code = layout::iframe_code(iframe) as usize;
                 let ts = ffi::PyThreadState_Get();
-                let none = std::ptr::null_mut();
-                if let Some(d) = state::hot_snapshot(ts, none, iframe, code, offset) {
+                let no_tool = std::ptr::null_mut();
+                if let Some(d) = state::hot_snapshot(ts, no_tool, iframe, code, offset) {
                     return if state::deliver(d) { 0 } else { -1 };
                 }
                 let mut failed = false;
@@ -42,7 +42,7 @@ unsafe extern "C" fn trace_fn(
                     if st.stopped {
                         return Deliver::Nothing;
                     }
-                    if let Some(d) = state::snapshot_fast(st, ts, none, iframe, code, offset) {
+                    if let Some(d) = state::snapshot_fast(st, ts, no_tool, iframe, code, offset) {
                         return d;
                     }
                     let d = state::instruction(st, iframe, code, offset);
