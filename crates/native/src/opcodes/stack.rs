@@ -13,46 +13,42 @@ use std::fmt::Write as _;
 /// `f` must be a live frame of this thread stopped at an instruction event,
 /// `nlocalsplus` its code's number of fast locals, and `depth` the stack depth
 /// at that instruction (so every slot read holds a live value or NULL).
+#[inline(never)]
 pub unsafe fn snapshot(
     f: *const IFrame,
     nlocalsplus: usize,
     depth: usize,
     null: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    let mut none = std::ptr::null_mut();
-    // SAFETY: forwarded.
-    unsafe { snapshot_reusing(&mut none, f, nlocalsplus, depth, null) }
+    // SAFETY: a new list has `depth` item slots; the rest is forwarded.
+    unsafe {
+        let list = ffi::PyList_New(depth as ffi::Py_ssize_t);
+        if list.is_null() {
+            return list;
+        }
+        fill_items(list, f, nlocalsplus, depth, null)
+    }
 }
 
-/// Like [`snapshot`], but fills `*spare` (an empty list that nobody else
-/// references, see [`recycle`]) instead of allocating, when it has room.
+/// Sets the `depth` items of `list` (of that size, its item slots holding no
+/// references) from the frame's stack; returns the list, or NULL with an
+/// exception set after dropping it.
 ///
 /// # Safety
-/// As for [`snapshot`]; `*spare` is NULL or a list from [`recycle`].
-#[inline]
-pub unsafe fn snapshot_reusing(
-    spare: &mut *mut ffi::PyObject,
+/// As for [`snapshot`]; `list` is a list we own, nobody else references it.
+#[inline(always)]
+unsafe fn fill_items(
+    list: *mut ffi::PyObject,
     f: *const IFrame,
     nlocalsplus: usize,
     depth: usize,
     null: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     // SAFETY: the caller guarantees the frame and the depth; every object put
-    // into the list gets its own new reference (the frame keeps its own). A
-    // spare list is empty, exclusively ours, and has `allocated` item slots
-    // (the public PyListObject layout of Include/cpython/listobject.h).
+    // into the list gets its own new reference (the frame keeps its own). The
+    // item array is read once: the stores below cannot move it (the public
+    // PyListObject layout of Include/cpython/listobject.h).
     unsafe {
-        let list = if !spare.is_null() && (*(*spare as *mut ffi::PyListObject)).allocated >= depth as ffi::Py_ssize_t {
-            let l = std::mem::replace(spare, std::ptr::null_mut());
-            set_size(l, depth as ffi::Py_ssize_t);
-            l
-        } else {
-            ffi::PyList_New(depth as ffi::Py_ssize_t)
-        };
-        if list.is_null() {
-            return list;
-        }
-        // the item array is read once: the stores below cannot move it
         let items = (*(list as *mut ffi::PyListObject)).ob_item;
         for i in 0..depth {
             let item = match layout::slot(f, nlocalsplus + i) {
@@ -120,25 +116,41 @@ unsafe fn set_size(list: *mut ffi::PyObject, n: ffi::Py_ssize_t) {
     unsafe { (*(list as *mut ffi::PyVarObject)).ob_size = n };
 }
 
+/// [`snapshot`] into the shared spare list ([`SPARE`]) when it has room:
+/// one list serves every event, instead of an allocation per instruction.
+///
+/// # Safety
+/// As for [`snapshot`].
+#[inline(always)]
+pub unsafe fn snapshot_spare(f: *const IFrame, nlocalsplus: usize, depth: usize, null: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let spare = SPARE.0.get();
+    // SAFETY: a spare list is empty, exclusively ours (see `recycle_spare`),
+    // and has `allocated` item slots; it leaves SPARE before it is filled.
+    unsafe {
+        if !spare.is_null() && (*(spare as *mut ffi::PyListObject)).allocated >= depth as ffi::Py_ssize_t {
+            SPARE.0.set(std::ptr::null_mut());
+            set_size(spare, depth as ffi::Py_ssize_t);
+            return fill_items(spare, f, nlocalsplus, depth, null);
+        }
+        snapshot(f, nlocalsplus, depth, null)
+    }
+}
+
 /// Takes back a snapshot list after the callback returned: if nothing else
-/// references it, its items are released and the empty list is kept in
-/// `*spare` for the next snapshot (saving an allocation per instruction);
-/// otherwise our reference is dropped. A list the callback kept is never
-/// touched again. Of two candidates the one with more room is kept.
+/// references it, its items are released and the empty list becomes the
+/// spare ([`SPARE`]) for the next snapshot; otherwise our reference is
+/// dropped. A list the callback kept is never touched again.
 ///
 /// # Safety
 /// The GIL must be held; `list` is a list we own one reference to.
 #[inline(always)]
-pub unsafe fn recycle(spare: &mut *mut ffi::PyObject, list: *mut ffi::PyObject) {
+pub unsafe fn recycle_spare(list: *mut ffi::PyObject) {
     // SAFETY: as documented; with a reference count of 1 the list is only
-    // reachable through our reference.
+    // reachable through our reference, and it stays out of SPARE until its
+    // items are released: releasing one may run Python code, which may take
+    // (and fill) the spare of the moment.
     unsafe {
         if ffi::Py_REFCNT(list) != 1 || ffi::PyList_CheckExact(list) == 0 {
-            ffi::Py_DECREF(list);
-            return;
-        }
-        let l = list as *mut ffi::PyListObject;
-        if !spare.is_null() && (*(*spare as *mut ffi::PyListObject)).allocated >= (*l).allocated {
             ffi::Py_DECREF(list);
             return;
         }
@@ -147,39 +159,34 @@ pub unsafe fn recycle(spare: &mut *mut ffi::PyObject, list: *mut ffi::PyObject) 
         // the released items stay behind as stale pointers past the size:
         // nothing reads them (a snapshot sets its items before the list is
         // seen; see also `abandon`)
-        for i in 0..n {
-            ffi::Py_DECREF(*(*l).ob_item.add(i as usize));
+        let items = (*(list as *mut ffi::PyListObject)).ob_item;
+        for i in 0..n as usize {
+            ffi::Py_DECREF(*items.add(i));
         }
-        let old = std::mem::replace(spare, list);
+        let old = SPARE.0.replace(list);
         if !old.is_null() {
-            ffi::Py_DECREF(old);
+            keep_roomier(old);
         }
     }
 }
 
-/// [`snapshot_reusing`] with the shared spare list ([`SPARE`]).
-///
-/// # Safety
-/// As for [`snapshot`].
-#[inline(always)]
-pub unsafe fn snapshot_spare(f: *const IFrame, nlocalsplus: usize, depth: usize, null: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let mut spare = SPARE.0.replace(std::ptr::null_mut());
-    // SAFETY: forwarded; `spare` is NULL or a list from `recycle`.
-    let l = unsafe { snapshot_reusing(&mut spare, f, nlocalsplus, depth, null) };
-    SPARE.0.set(spare);
-    l
-}
-
-/// [`recycle`] into the shared spare list ([`SPARE`]).
-///
-/// # Safety
-/// As for [`recycle`].
-#[inline(always)]
-pub unsafe fn recycle_spare(list: *mut ffi::PyObject) {
-    let mut spare = SPARE.0.replace(std::ptr::null_mut());
-    // SAFETY: forwarded.
-    unsafe { recycle(&mut spare, list) };
-    SPARE.0.set(spare);
+/// Two empty spare lists (a callback's code took an event of its own):
+/// the one with more room stays.
+#[cold]
+#[inline(never)]
+unsafe fn keep_roomier(old: *mut ffi::PyObject) {
+    let cur = SPARE.0.get();
+    // SAFETY: both are empty lists we own (see `recycle_spare`): dropping
+    // one releases no items and runs no Python code.
+    unsafe {
+        let room = |l: *mut ffi::PyObject| (*(l as *mut ffi::PyListObject)).allocated;
+        if room(old) > room(cur) {
+            SPARE.0.set(old);
+            ffi::Py_DECREF(cur);
+        } else {
+            ffi::Py_DECREF(old);
+        }
+    }
 }
 
 /// The spare snapshot list, shared by all traces (only touched with the GIL).
