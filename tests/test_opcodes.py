@@ -247,6 +247,34 @@ def test_block_form():
     assert sys.gettrace() is None
 
 
+def _plain_helper():
+    return 5
+
+
+def _saves_and_restores_the_trace_function():
+    saved = sys.gettrace()
+    sys.settrace(None)
+    unseen = _plain_helper() * 7
+    sys.settrace(saved)
+    # the next call re-installs the trace (on 3.11 `saved` is a Python-level
+    # trace function until then; 3.12+ does not trace through sys.settrace)
+    _plain_helper()
+    seen = unseen * 3
+    return seen
+
+
+def test_settrace_round_trip_keeps_the_trace():
+    # code that saves and restores the trace function (debuggers,
+    # test.support.no_tracing) must not end the trace
+    ops = []
+    t = Trace(_saves_and_restores_the_trace_function, lambda st, fr, ins: ops.append((ins.opname, st[-2:])))
+    assert t.call() == 105
+    assert ("BINARY_OP", [35, 3]) in ops
+    if sys.version_info >= (3, 12):
+        assert ("BINARY_OP", [5, 7]) in ops
+    assert sys.gettrace() is None
+
+
 def test_generator_traced_across_resumptions():
     def gen(n):
         for i in range(n):

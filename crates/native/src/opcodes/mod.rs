@@ -242,6 +242,9 @@ impl Tracer {
         if let Some(st) = &self.state {
             visit.call(&st.prepare)?;
             visit.call(&st.null)?;
+            if let Some(o) = &st.trace_obj {
+                visit.call(o)?;
+            }
             if let Sink::Callback(cb) = &st.sink {
                 visit.call(cb)?;
             }
@@ -327,6 +330,7 @@ impl Tracer {
                 may_raise,
                 tool: std::ptr::null_mut(),
                 tool_ref: None,
+                trace_obj: None,
                 flow,
             })),
             active: false,
@@ -370,21 +374,30 @@ impl Tracer {
             self.state = Some(st);
             return Err(e);
         }
+        #[cfg(not(Py_3_12))]
+        if st.trace_obj.is_none() {
+            match tracefunc::new_trace_obj(py) {
+                Ok(o) => st.trace_obj = Some(o),
+                Err(e) => {
+                    self.state = Some(st);
+                    return Err(e);
+                }
+            }
+        }
         ACTIVE.with(|c| *c.borrow_mut() = Some(st));
         self.active = true;
         #[cfg(not(Py_3_12))]
-        tracefunc::set(py, true);
+        tracefunc::reinstall();
         Ok(())
     }
 
     /// Stops delivering events on this thread (the trace can be resumed).
-    #[allow(unused_variables)] // `py` is used by the 3.11 backend only
-    fn deactivate(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn deactivate(&mut self) -> PyResult<()> {
         if !self.active {
             return Ok(());
         }
         #[cfg(not(Py_3_12))]
-        tracefunc::set(py, false);
+        tracefunc::remove();
         let st = ACTIVE.with(|c| {
             c.try_borrow_mut()
                 .map(|mut g| g.take())
@@ -507,7 +520,7 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         if self.active {
             #[cfg(not(Py_3_12))]
-            Python::attach(|py| tracefunc::set(py, false));
+            Python::attach(|_| tracefunc::remove());
             ACTIVE.with(|c| {
                 if let Ok(mut g) = c.try_borrow_mut() {
                     g.take();

@@ -214,7 +214,7 @@ unsafe extern "C" fn on_instruction(
             return none();
         }
         let ts = ffi::PyThreadState_Get();
-        if let Some(d) = state::hot_snapshot(ts, slf, layout::current_iframe(ts), code as usize, offset as usize) {
+        if let Some(d) = state::hot_snapshot(ts as usize, slf, layout::current_iframe(ts), code as usize, offset as usize) {
             return if state::deliver(d) { none() } else { std::ptr::null_mut() };
         }
         let fast = ACTIVE.with_ts(ts, |c| {
@@ -225,7 +225,7 @@ unsafe extern "C" fn on_instruction(
             }
             // SAFETY: the GIL is held and `ts` is this thread's state; the
             // frame is stopped before `offset` (an INSTRUCTION event).
-            state::snapshot_fast(st, ts, slf, current_on(ts, code)?, code as usize, offset as usize)
+            state::snapshot_fast(st, ts as usize, slf, current_on(ts, code)?, code as usize, offset as usize)
         });
         if let Some(d) = fast {
             return if state::deliver(d) { none() } else { std::ptr::null_mut() };

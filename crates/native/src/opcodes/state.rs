@@ -92,6 +92,9 @@ pub struct TraceState {
     /// (compared by address; `tool_ref` keeps it alive). NULL on 3.11.
     pub tool: *mut ffi::PyObject,
     pub tool_ref: Option<Py<PyAny>>,
+    /// 3.11: the object the C trace function is installed with while this
+    /// trace is active (see `tracefunc::Reinstall`); None on 3.12+.
+    pub trace_obj: Option<Py<PyAny>>,
     /// The recorder writes control flow only (3.12+, no values): jumps,
     /// branches, exceptions, frame starts and ends, and where each caller
     /// stands when a callee starts. The reader rebuilds every instruction.
@@ -198,8 +201,10 @@ pub struct Hot(std::cell::UnsafeCell<HotEvent>);
 
 #[derive(Clone, Copy)]
 pub struct HotEvent {
-    /// The thread state, 0 when disarmed.
-    ts: usize,
+    /// Whose event it was, 0 when disarmed: the thread state on 3.12+, the
+    /// trace function's object on 3.11 (one per active trace, and a trace
+    /// function is set per thread).
+    key: usize,
     tool: *mut ffi::PyObject,
     iframe: *mut IFrame,
     code: usize,
@@ -213,7 +218,7 @@ pub struct HotEvent {
 unsafe impl Sync for Hot {}
 
 pub static HOT: Hot = Hot(std::cell::UnsafeCell::new(HotEvent {
-    ts: 0,
+    key: 0,
     tool: std::ptr::null_mut(),
     iframe: std::ptr::null_mut(),
     code: 0,
@@ -228,7 +233,7 @@ impl Hot {
     fn disarm(&self) {
         // SAFETY: the GIL is held (see `Hot`); no reference into the cell
         // outlives a call.
-        unsafe { (*self.0.get()).ts = 0 };
+        unsafe { (*self.0.get()).key = 0 };
     }
 
     #[inline(always)]
@@ -246,23 +251,23 @@ impl Hot {
 
 /// An instruction event in the frame of the last snapshot event, with no
 /// state access since (see [`Hot`]): the snapshot to deliver, or None (the
-/// caller takes the general path). `tool` is the event's tool id object
-/// (NULL on 3.11).
+/// caller takes the general path). `key` says whose event it is (see
+/// [`HotEvent`]); `tool` is the event's tool id object (NULL on 3.11).
 ///
 /// # Safety
-/// The GIL is held; `ts` is this thread's state; `iframe` is its current
+/// The GIL is held; `key` is as in [`HotEvent`]; `iframe` is this thread's current
 /// frame (or NULL), stopped before the instruction at byte `offset` of
 /// `code`, at an event where the backend's depth source is valid.
 #[inline(always)]
 pub unsafe fn hot_snapshot(
-    ts: *mut ffi::PyThreadState,
+    key: usize,
     tool: *mut ffi::PyObject,
     iframe: *mut IFrame,
     code: usize,
     offset: usize,
 ) -> Option<Deliver> {
     let h = HOT.get();
-    if h.ts != ts as usize || h.code != code || h.tool != tool || iframe != h.iframe || iframe.is_null() {
+    if h.key != key || h.code != code || h.tool != tool || iframe != h.iframe || iframe.is_null() {
         return None;
     }
     // SAFETY: the GIL is held and `iframe` is this thread's current frame;
@@ -698,12 +703,13 @@ unsafe fn call_of(cb: *mut ffi::PyObject, list: *mut ffi::PyObject, frame: *mut 
 /// [`HOT`] for the next event in the same frame.
 ///
 /// # Safety
-/// As [`instruction`], for a trace that is not stopped; `ts` is this
-/// thread's state and `tool` the event's tool id object (NULL on 3.11).
+/// As [`instruction`], for a trace that is not stopped; `key` says whose
+/// event it is (see [`HotEvent`]: this thread's state, or on 3.11 the
+/// state's `trace_obj`) and `tool` is the event's tool id object (NULL on 3.11).
 #[inline(always)]
 pub unsafe fn snapshot_fast(
     st: &mut TraceState,
-    ts: *mut ffi::PyThreadState,
+    key: usize,
     tool: *mut ffi::PyObject,
     iframe: *mut IFrame,
     code: usize,
@@ -725,7 +731,7 @@ pub unsafe fn snapshot_fast(
     st.instructions += 1;
     let callback = cb.as_ptr();
     HOT.arm(HotEvent {
-        ts: ts as usize,
+        key,
         tool,
         iframe,
         code,

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use std::ffi::c_int;
 
 unsafe extern "C" fn trace_fn(
-    _obj: *mut ffi::PyObject,
+    obj: *mut ffi::PyObject,
     frame: *mut ffi::PyFrameObject,
     what: c_int,
     arg: *mut ffi::PyObject,
@@ -24,72 +24,110 @@ unsafe extern "C" fn trace_fn(
     // SAFETY: called by the interpreter with a live frame object of this
     // thread and the GIL held; the layout was verified before activation.
     unsafe {
+        // opcode events first: nearly all events are
+        if what == ffi::PyTrace_OPCODE {
+            return on_opcode(obj, frame);
+        }
         match what {
-            ffi::PyTrace_OPCODE => {
-                let iframe = layout::iframe_of(frame);
-                let Some(offset) = layout::opcode_lasti(iframe) else { return 0 };
-                let code = layout::iframe_code(iframe) as usize;
-                let ts = ffi::PyThreadState_Get();
-                let no_tool = std::ptr::null_mut();
-                if let Some(d) = state::hot_snapshot(ts, no_tool, iframe, code, offset) {
-                    return if state::deliver(d) { 0 } else { -1 };
-                }
-                let mut failed = false;
-                let mut may_raise = false;
-                let d = ACTIVE.with_ts(ts, |c| {
-                    let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
-                    let Some(st) = g.as_mut() else { return Deliver::Nothing };
-                    if st.stopped {
-                        return Deliver::Nothing;
-                    }
-                    if let Some(d) = state::snapshot_fast(st, ts, no_tool, iframe, code, offset) {
-                        return d;
-                    }
-                    let d = state::instruction(st, iframe, code, offset);
-                    failed = st.stopped;
-                    may_raise = st.may_raise;
-                    d
-                });
-                if failed {
-                    let py = Python::assume_attached();
-                    ACTIVE.with(|c| {
-                        if let Some(e) = c.try_borrow().ok().and_then(|g| g.as_ref().and_then(|s| s.error.as_ref().map(|e| e.clone_ref(py)))) {
-                            e.restore(py);
-                        }
-                    });
-                    if ffi::PyErr_Occurred().is_null() {
-                        pyo3::exceptions::PyRuntimeError::new_err("spyglass.opcodes: the trace failed").restore(py);
-                    }
-                    return -1;
-                }
-                if may_raise && !ffi::PyErr_Occurred().is_null() {
-                    // an asynchronous exception raised while rendering values
-                    return -1;
-                }
-                if state::deliver(d) { 0 } else { -1 }
-            }
             ffi::PyTrace_CALL => on_call(frame),
-            ffi::PyTrace_RETURN => {
-                ACTIVE.with(|c| {
-                    let Ok(mut g) = c.try_borrow_mut() else { return };
-                    let Some(st) = g.as_mut() else { return };
-                    let iframe = layout::iframe_of(frame);
-                    let code = layout::iframe_code(iframe) as usize;
-                    let kind = if arg.is_null() {
-                        ExitKind::Raise
-                    } else {
-                        let off = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
-                        let yields = st.code_info(code).and_then(|i| i.flags.get((off.max(0) / 2) as usize)).is_some_and(|f| f & 1 != 0);
-                        if yields { ExitKind::Yield } else { ExitKind::Return }
-                    };
-                    st.exit(iframe, kind, if arg.is_null() { None } else { Some(arg) });
-                    layout::set_trace_opcodes(frame, false);
-                });
-                0
-            }
+            ffi::PyTrace_RETURN => on_return(frame, arg),
             _ => 0,
         }
     }
+}
+
+/// An opcode event: the saved context's fast path ([`state::hot_snapshot`])
+/// inline, anything else out of line.
+///
+/// # Safety
+/// As `trace_fn`; `obj` is the trace function's object (see [`set`]).
+#[inline(always)]
+unsafe fn on_opcode(obj: *mut ffi::PyObject, frame: *mut ffi::PyObject) -> c_int {
+    // SAFETY: see trace_fn.
+    unsafe {
+        let iframe = layout::iframe_of(frame);
+        let Some(offset) = layout::opcode_lasti(iframe) else { return 0 };
+        let code = layout::iframe_code(iframe) as usize;
+        // the trace function's object stands for this thread's trace (see
+        // `set`), which spares the thread state lookup on the fast path
+        let key = obj as usize;
+        if let Some(d) = state::hot_snapshot(key, std::ptr::null_mut(), iframe, code, offset) {
+            return if state::deliver(d) { 0 } else { -1 };
+        }
+        on_opcode_general(key, iframe, code, offset)
+    }
+}
+
+/// An opcode event that the saved context does not cover.
+///
+/// # Safety
+/// As `on_opcode`; `iframe` is the current frame, stopped before `offset`
+/// of `code`.
+#[inline(never)]
+unsafe fn on_opcode_general(key: usize, iframe: *mut layout::IFrame, code: usize, offset: usize) -> c_int {
+    // SAFETY: see trace_fn.
+    unsafe {
+        let ts = ffi::PyThreadState_Get();
+        let no_tool = std::ptr::null_mut();
+        let mut failed = false;
+        let mut may_raise = false;
+        let d = ACTIVE.with_ts(ts, |c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return Deliver::Nothing };
+            let Some(st) = g.as_mut() else { return Deliver::Nothing };
+            if st.stopped {
+                return Deliver::Nothing;
+            }
+            if st.trace_obj.as_ref().is_some_and(|o| o.as_ptr() as usize == key) {
+                if let Some(d) = state::snapshot_fast(st, key, no_tool, iframe, code, offset) {
+                    return d;
+                }
+            }
+            let d = state::instruction(st, iframe, code, offset);
+            failed = st.stopped;
+            may_raise = st.may_raise;
+            d
+        });
+        if failed {
+            let py = Python::assume_attached();
+            ACTIVE.with(|c| {
+                if let Some(e) = c.try_borrow().ok().and_then(|g| g.as_ref().and_then(|s| s.error.as_ref().map(|e| e.clone_ref(py)))) {
+                    e.restore(py);
+                }
+            });
+            if ffi::PyErr_Occurred().is_null() {
+                pyo3::exceptions::PyRuntimeError::new_err("spyglass.opcodes: the trace failed").restore(py);
+            }
+            return -1;
+        }
+        if may_raise && !ffi::PyErr_Occurred().is_null() {
+            // an asynchronous exception raised while rendering values
+            return -1;
+        }
+        if state::deliver(d) { 0 } else { -1 }
+    }
+}
+
+#[inline(never)]
+unsafe fn on_return(frame: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> c_int {
+    // SAFETY: see trace_fn.
+    unsafe {
+        ACTIVE.with(|c| {
+            let Ok(mut g) = c.try_borrow_mut() else { return };
+            let Some(st) = g.as_mut() else { return };
+            let iframe = layout::iframe_of(frame);
+            let code = layout::iframe_code(iframe) as usize;
+            let kind = if arg.is_null() {
+                ExitKind::Raise
+            } else {
+                let off = ffi::PyFrame_GetLasti(frame as *mut ffi::PyFrameObject);
+                let yields = st.code_info(code).and_then(|i| i.flags.get((off.max(0) / 2) as usize)).is_some_and(|f| f & 1 != 0);
+                if yields { ExitKind::Yield } else { ExitKind::Return }
+            };
+            st.exit(iframe, kind, if arg.is_null() { None } else { Some(arg) });
+            layout::set_trace_opcodes(frame, false);
+        });
+    }
+    0
 }
 
 unsafe fn enter_kind(st: &state::TraceState, frame: *mut ffi::PyObject, code: usize) -> EnterKind {
@@ -99,6 +137,7 @@ unsafe fn enter_kind(st: &state::TraceState, frame: *mut ffi::PyObject, code: us
     if start { EnterKind::Start } else { EnterKind::Resume }
 }
 
+#[inline(never)]
 unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
     // SAFETY: see trace_fn.
     unsafe {
@@ -151,16 +190,18 @@ unsafe fn on_call(frame: *mut ffi::PyObject) -> c_int {
 /// and restores the trace function (`test.support.no_tracing`, debuggers)
 /// puts it back with `sys.settrace(obj)`; its first call then re-installs
 /// the C trace function, so the trace survives the round trip.
+///
+/// Each activation has one of its own (`TraceState::trace_obj`), handed to
+/// the C trace function as its object: since a trace function is set per
+/// thread, the object tells which thread's trace an event belongs to
+/// without reading the thread state.
 #[pyclass(module = "spyglass._native.opcodes")]
 pub struct Reinstall;
 
 #[pymethods]
 impl Reinstall {
-    fn __call__(&self, py: Python<'_>, _frame: Py<PyAny>, _event: Py<PyAny>, _arg: Py<PyAny>) -> Option<Py<PyAny>> {
-        let active = ACTIVE.with(|c| c.try_borrow().map(|g| g.is_some()).unwrap_or(false));
-        if active {
-            set(py, true);
-        }
+    fn __call__(&self, _frame: Py<PyAny>, _event: Py<PyAny>, _arg: Py<PyAny>) -> Option<Py<PyAny>> {
+        reinstall();
         None
     }
 
@@ -169,17 +210,27 @@ impl Reinstall {
     }
 }
 
-static REINSTALL: pyo3::sync::PyOnceLock<Py<Reinstall>> = pyo3::sync::PyOnceLock::new();
+/// A new trace function object for an activation.
+pub fn new_trace_obj(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(py, Reinstall)?.into_any())
+}
 
-/// Installs or removes the trace function on the current thread.
-pub fn set(py: Python<'_>, on: bool) {
-    // SAFETY: the GIL is held (`py`); the object passed stays alive in REINSTALL.
-    unsafe {
-        if on {
-            let obj = REINSTALL.get_or_init(py, || Py::new(py, Reinstall).expect("allocating a small object"));
-            ffi::PyEval_SetTrace(Some(trace_fn), obj.as_ptr());
-        } else {
-            ffi::PyEval_SetTrace(None, std::ptr::null_mut());
+/// Installs the C trace function on the current thread with the object of
+/// the trace active here, if any.
+pub fn reinstall() {
+    ACTIVE.with(|c| {
+        let Ok(g) = c.try_borrow() else { return };
+        if let Some(obj) = g.as_ref().and_then(|s| s.trace_obj.as_ref()) {
+            // SAFETY: the GIL is held (ACTIVE is only used with it); the
+            // interpreter takes its own reference to the object.
+            unsafe { ffi::PyEval_SetTrace(Some(trace_fn), obj.as_ptr()) };
         }
-    }
+    });
+}
+
+/// Removes the trace function from the current thread.
+pub fn remove() {
+    // SAFETY: the GIL is held by every caller (Python methods and Drop of a
+    // Python object).
+    unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
 }
