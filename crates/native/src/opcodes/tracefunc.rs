@@ -28,6 +28,19 @@ unsafe extern "C" fn trace_fn(
         if what == ffi::PyTrace_OPCODE {
             return on_opcode(obj, frame);
         }
+        on_other(frame, what, arg)
+    }
+}
+
+/// Any event but an opcode event.
+///
+/// # Safety
+/// As `trace_fn`.
+#[cold]
+#[inline(never)]
+unsafe fn on_other(frame: *mut ffi::PyObject, what: c_int, arg: *mut ffi::PyObject) -> c_int {
+    // SAFETY: forwarded (see trace_fn).
+    unsafe {
         match what {
             ffi::PyTrace_CALL => on_call(frame),
             ffi::PyTrace_RETURN => on_return(frame, arg),
