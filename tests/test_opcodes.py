@@ -5,6 +5,7 @@ import gc
 import sys
 import threading
 import types
+import weakref
 
 import pytest
 
@@ -273,6 +274,33 @@ def test_settrace_round_trip_keeps_the_trace():
     if sys.version_info >= (3, 12):
         assert ("BINARY_OP", [5, 7]) in ops
     assert sys.gettrace() is None
+
+
+def test_callback_that_ends_its_own_trace():
+    # the callback and the Instr object are borrowed from the trace's state
+    # while a callback runs: a state dropped meanwhile keeps them until the
+    # callback returns, then releases them
+    seen = []
+
+    class Ender:
+        def __call__(self, stack, frame, instr):
+            seen.append(instr.opname)
+            if len(seen) == 3:
+                t.callback = None
+                t.__exit__(None, None, None)  # drops the native trace state
+
+    t = Trace(callback=Ender())
+    ender = weakref.ref(t.callback)
+    t.__enter__()
+    a = len(seen)
+    b = a + 1
+    c = b * 2
+    d = [a, b, c]
+    assert len(seen) == 3
+    assert d == [3, 4, 8]
+    assert sys.gettrace() is None
+    gc.collect()
+    assert ender() is None
 
 
 def test_generator_traced_across_resumptions():

@@ -123,6 +123,38 @@ unsafe fn set_size(list: *mut ffi::PyObject, n: ffi::Py_ssize_t) {
 /// As for [`snapshot`].
 #[inline(always)]
 pub unsafe fn snapshot_spare(f: *const IFrame, nlocalsplus: usize, depth: usize, null: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: forwarded.
+    unsafe {
+        let spare = take_spare(depth);
+        if !spare.is_null() {
+            return fill_items(spare, f, nlocalsplus, depth, null);
+        }
+        snapshot(f, nlocalsplus, depth, null)
+    }
+}
+
+/// As [`snapshot_spare`], but only into the spare list: NULL with no
+/// exception set when it is missing or too small. Runs no Python code
+/// (allocating a list may run the garbage collector, and finalizers with it).
+///
+/// # Safety
+/// As for [`snapshot`].
+#[inline(always)]
+pub unsafe fn snapshot_in_spare(f: *const IFrame, nlocalsplus: usize, depth: usize, null: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: forwarded.
+    unsafe {
+        let spare = take_spare(depth);
+        if spare.is_null() {
+            return spare;
+        }
+        fill_items(spare, f, nlocalsplus, depth, null)
+    }
+}
+
+/// The spare list, taken out of [`SPARE`] and sized to `depth` (its items
+/// not set yet), when it has room for them; NULL otherwise.
+#[inline(always)]
+unsafe fn take_spare(depth: usize) -> *mut ffi::PyObject {
     let spare = SPARE.0.get();
     // SAFETY: a spare list is empty, exclusively ours (see `recycle_spare`),
     // and has `allocated` item slots; it leaves SPARE before it is filled.
@@ -130,10 +162,10 @@ pub unsafe fn snapshot_spare(f: *const IFrame, nlocalsplus: usize, depth: usize,
         if !spare.is_null() && (*(spare as *mut ffi::PyListObject)).allocated >= depth as ffi::Py_ssize_t {
             SPARE.0.set(std::ptr::null_mut());
             set_size(spare, depth as ffi::Py_ssize_t);
-            return fill_items(spare, f, nlocalsplus, depth, null);
+            return spare;
         }
-        snapshot(f, nlocalsplus, depth, null)
     }
+    std::ptr::null_mut()
 }
 
 /// Takes back a snapshot list after the callback returned: if nothing else

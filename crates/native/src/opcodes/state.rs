@@ -277,7 +277,9 @@ pub unsafe fn hot_snapshot(
             return None;
         }
         let info = &*h.info;
-        let list = fill(iframe, info, offset, h.null)?;
+        // no allocation: a garbage collection could run a finalizer that
+        // ends the trace, and the hot pointers are read after the fill
+        let list = fill::<false>(iframe, info, offset, h.null)?;
         *h.instructions += 1;
         Some(call_of(h.callback, list, (*iframe).frame_obj, instr_at(info, offset)))
     }
@@ -286,12 +288,13 @@ pub unsafe fn hot_snapshot(
 /// The snapshot list of `iframe`, stopped before `offset` in `info`'s code,
 /// when its depth has one source (the interpreter's or the analysis's) and
 /// is in range, and the frame object exists. None otherwise, with no
-/// exception set: the general path then handles the event.
+/// exception set: the general path then handles the event. Without `ALLOC`
+/// only the spare list is used, and no Python code runs.
 ///
 /// # Safety
 /// As [`instruction`].
 #[inline(always)]
-unsafe fn fill(iframe: *mut IFrame, info: &CodeInfo, offset: usize, null: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+unsafe fn fill<const ALLOC: bool>(iframe: *mut IFrame, info: &CodeInfo, offset: usize, null: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
     // SAFETY: forwarded; the backend guarantees the saved depth is valid here.
     let saved = unsafe { layout::saved_depth(iframe, info.nlocalsplus) };
     let depth = match (saved, info.depths.get(offset / 2)) {
@@ -304,10 +307,16 @@ unsafe fn fill(iframe: *mut IFrame, info: &CodeInfo, offset: usize, null: *mut f
         return None;
     }
     // SAFETY: forwarded: depth is the live depth of this frame.
-    let list = unsafe { stack::snapshot_spare(iframe, info.nlocalsplus, depth as usize, null) };
+    let list = unsafe {
+        if ALLOC {
+            stack::snapshot_spare(iframe, info.nlocalsplus, depth as usize, null)
+        } else {
+            stack::snapshot_in_spare(iframe, info.nlocalsplus, depth as usize, null)
+        }
+    };
     if list.is_null() {
-        // the general path repeats the attempt and reports its error
-        // SAFETY: the GIL is held; building the list ran no Python code.
+        // the general path repeats the attempt and reports any error
+        // SAFETY: the GIL is held.
         unsafe { ffi::PyErr_Clear() };
         return None;
     }
@@ -666,10 +675,12 @@ impl TraceState {
 /// What to do after an instruction event was handled under the borrow.
 pub enum Deliver {
     Nothing,
-    /// Call `callback(stack, frame, instr)`. The callback, the list and the
-    /// instruction are new references; the frame is borrowed from the
-    /// running interpreter frame, which holds it until it finishes (it
-    /// cannot finish while it waits for the event to return).
+    /// Call `callback(stack, frame, instr)`. The list is a new reference.
+    /// The callback and the instruction are borrowed from the trace state,
+    /// whose release waits while a callback runs (see [`DELIVERING`]). The
+    /// frame is borrowed from the running interpreter frame, which holds it
+    /// until it finishes (it cannot finish while it waits for the event to
+    /// return).
     Call { callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3] },
     /// The frame runs a code that Python must prepare first (a root that
     /// was running when the trace started, 3.12+); then the event is
@@ -678,20 +689,74 @@ pub enum Deliver {
     Prepare { depth: u32, root_depth: u32, root: bool },
 }
 
-/// The arguments of a callback call (see [`Deliver::Call`]): new references
-/// to the callback and the instruction (None where there is none).
+/// The arguments of a callback call (see [`Deliver::Call`]): the callback
+/// and the instruction (None where there is none) of a trace state.
 ///
 /// # Safety
 /// The GIL is held; `list` is a new reference and `frame` the current
-/// frame's frame object.
+/// frame's frame object; `cb` and `instr` are held by a live trace state.
 #[inline(always)]
 unsafe fn call_of(cb: *mut ffi::PyObject, list: *mut ffi::PyObject, frame: *mut ffi::PyObject, instr: *mut ffi::PyObject) -> Deliver {
-    // SAFETY: as documented.
-    unsafe {
-        let instr = if instr.is_null() { ffi::Py_None() } else { instr };
-        ffi::Py_INCREF(instr);
-        ffi::Py_INCREF(cb);
-        Deliver::Call { callback: cb, args: [list, frame, instr] }
+    // SAFETY: as documented; None is immortal or a static object.
+    let instr = if instr.is_null() { unsafe { ffi::Py_None() } } else { instr };
+    Deliver::Call { callback: cb, args: [list, frame, instr] }
+}
+
+/// How many callbacks are running (on any thread: one may release the GIL),
+/// and the parts of trace states dropped meanwhile. A callback and the
+/// `Instr` object it was given are borrowed from their trace state (two
+/// references fewer to take and release per event), so a state dropped
+/// while a callback runs (the callback ended its own trace) keeps them
+/// here until no callback runs.
+pub struct Delivering {
+    depth: std::cell::Cell<u32>,
+    deferred: std::cell::UnsafeCell<Vec<(Sink, HashMap<usize, Option<Box<CodeInfo>>, PtrHash>)>>,
+}
+
+// SAFETY: only touched with the GIL held (free-threaded builds are refused).
+unsafe impl Sync for Delivering {}
+
+pub static DELIVERING: Delivering = Delivering {
+    depth: std::cell::Cell::new(0),
+    deferred: std::cell::UnsafeCell::new(Vec::new()),
+};
+
+impl Delivering {
+    /// Releases what was deferred, once no callback runs.
+    #[cold]
+    #[inline(never)]
+    fn release(&self) {
+        loop {
+            // SAFETY: the GIL is held; the Vec is taken out before anything
+            // is dropped (a drop may run Python code that defers more).
+            let parts = std::mem::take(unsafe { &mut *self.deferred.get() });
+            if parts.is_empty() {
+                return;
+            }
+            // inside pyo3's accounting of the GIL: otherwise dropping a
+            // `Py` only queues its release for pyo3's next entry
+            Python::attach(|_| drop(parts));
+        }
+    }
+
+    #[inline(always)]
+    fn has_deferred(&self) -> bool {
+        // SAFETY: the GIL is held; a read of the length only.
+        unsafe { !(*self.deferred.get()).is_empty() }
+    }
+}
+
+impl Drop for TraceState {
+    fn drop(&mut self) {
+        if DELIVERING.depth.get() != 0 {
+            let sink = std::mem::replace(
+                &mut self.sink,
+                Sink::Record { writer: None, reprs: ReprMode::None, max_repr: 0, max_values: 0 },
+            );
+            let codes = std::mem::take(&mut self.codes);
+            // SAFETY: the GIL is held (a state is only dropped with it).
+            unsafe { (*DELIVERING.deferred.get()).push((sink, codes)) };
+        }
     }
 }
 
@@ -727,7 +792,7 @@ pub unsafe fn snapshot_fast(
     // SAFETY: see `code_info`: the entry is boxed and never removed.
     let info = unsafe { &*info };
     // SAFETY: forwarded.
-    let list = unsafe { fill(iframe, info, offset, st.null.as_ptr())? };
+    let list = unsafe { fill::<true>(iframe, info, offset, st.null.as_ptr())? };
     st.instructions += 1;
     let callback = cb.as_ptr();
     HOT.arm(HotEvent {
@@ -927,16 +992,22 @@ unsafe fn call3(callback: *mut ffi::PyObject, args: [*mut ffi::PyObject; 3]) -> 
 ///
 /// # Safety
 /// The GIL must be held; `d` holds the references documented at
-/// [`Deliver::Call`]; the new ones are all released here.
+/// [`Deliver::Call`], taken from a live state with no Python code run
+/// since; the list's is released here.
 #[inline(always)]
 pub unsafe fn deliver(d: Deliver) -> bool {
     let Deliver::Call { callback, args } = d else { return true };
-    // SAFETY: the GIL is held and the references are as documented.
+    // SAFETY: the GIL is held and the references are as documented: the
+    // borrowed ones stay alive during the call (see `Delivering`).
     unsafe {
+        let depth = &DELIVERING.depth;
+        depth.set(depth.get() + 1);
         let r = call3(callback, args);
-        let [list, _frame, instr] = args;
-        ffi::Py_DECREF(instr);
-        ffi::Py_DECREF(callback);
+        depth.set(depth.get() - 1);
+        if depth.get() == 0 && DELIVERING.has_deferred() {
+            DELIVERING.release();
+        }
+        let [list, _frame, _instr] = args;
         // the result first: it may hold the list
         let failed = r.is_null();
         if !failed {
