@@ -32,6 +32,10 @@ pub struct CodeInfo {
     pub root: bool,
 }
 
+/// The code objects a trace knows, by address: `None` for those it never
+/// traces. A prepared entry is boxed and never replaced or removed.
+pub type CodeMap = HashMap<usize, Option<Box<CodeInfo>>, PtrHash>;
+
 pub struct FrameEntry {
     pub iframe: *mut IFrame,
     pub code: usize,
@@ -69,7 +73,7 @@ pub struct TraceState {
     pub follow: bool,
     pub max_depth: u32,
     pub boundary: *mut IFrame,
-    pub codes: HashMap<usize, Option<Box<CodeInfo>>, PtrHash>,
+    pub codes: CodeMap,
     /// References to the codes registered as never traced (`None` in
     /// `codes`), so that their addresses are not reused while the state lives.
     pub rejected: Vec<Py<PyAny>>,
@@ -710,7 +714,7 @@ unsafe fn call_of(cb: *mut ffi::PyObject, list: *mut ffi::PyObject, frame: *mut 
 /// here until no callback runs.
 pub struct Delivering {
     depth: std::cell::Cell<u32>,
-    deferred: std::cell::UnsafeCell<Vec<(Sink, HashMap<usize, Option<Box<CodeInfo>>, PtrHash>)>>,
+    deferred: std::cell::UnsafeCell<Vec<(Sink, CodeMap)>>,
 }
 
 // SAFETY: only touched with the GIL held (free-threaded builds are refused).
@@ -734,8 +738,12 @@ impl Delivering {
                 return;
             }
             // inside pyo3's accounting of the GIL: otherwise dropping a
-            // `Py` only queues its release for pyo3's next entry
-            Python::attach(|_| drop(parts));
+            // `Py` only queues its release for pyo3's next entry. That is
+            // still what happens while the interpreter finalizes, where pyo3
+            // refuses to attach (and `attach` would panic).
+            let mut parts = Some(parts);
+            let _ = Python::try_attach(|_| drop(parts.take()));
+            drop(parts);
         }
     }
 
