@@ -520,7 +520,7 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         if self.active {
             #[cfg(not(Py_3_12))]
-            Python::attach(|_| tracefunc::remove());
+            tracefunc::remove();
             ACTIVE.with(|c| {
                 if let Ok(mut g) = c.try_borrow_mut() {
                     g.take();

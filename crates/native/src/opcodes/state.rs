@@ -1015,7 +1015,7 @@ pub unsafe fn deliver(d: Deliver) -> bool {
         if depth.get() == 0 && DELIVERING.has_deferred() {
             DELIVERING.release();
         }
-        let [list, _frame, _instr] = args;
+        let list = args[0];
         // the result first: it may hold the list
         let failed = r.is_null();
         if !failed {

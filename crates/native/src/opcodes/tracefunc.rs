@@ -53,7 +53,7 @@ unsafe fn on_other(frame: *mut ffi::PyObject, what: c_int, arg: *mut ffi::PyObje
 /// inline, anything else out of line.
 ///
 /// # Safety
-/// As `trace_fn`; `obj` is the trace function's object (see [`set`]).
+/// As `trace_fn`; `obj` is the trace function's object (see [`reinstall`]).
 #[inline(always)]
 unsafe fn on_opcode(obj: *mut ffi::PyObject, frame: *mut ffi::PyObject) -> c_int {
     // SAFETY: see trace_fn.
@@ -62,7 +62,7 @@ unsafe fn on_opcode(obj: *mut ffi::PyObject, frame: *mut ffi::PyObject) -> c_int
         let Some(offset) = layout::opcode_lasti(iframe) else { return 0 };
         let code = layout::iframe_code(iframe) as usize;
         // the trace function's object stands for this thread's trace (see
-        // `set`), which spares the thread state lookup on the fast path
+        // `Reinstall`), which spares the thread state lookup on the fast path
         let key = obj as usize;
         if let Some(d) = state::hot_snapshot(key, std::ptr::null_mut(), iframe, code, offset) {
             return if state::deliver(d) { 0 } else { -1 };
